@@ -1,0 +1,154 @@
+"""`python -m simulator ...`: parse arguments, call the library, print or write. No logic of its own."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from . import report
+from .engine import FULL, ROOFLINE
+from .errors import SpecError, unknown
+from .graph import ATTENTION_MODES, parse_value
+from .hardware import load_hardware
+from .library import builtin_ids
+from .results import GROUPINGS
+from .simulate import compare, load_model, run
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise SpecError(f"{self.prog}: {message}")
+
+
+def _pairs(items: list, flag: str, numeric: bool) -> dict:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise SpecError(f"{flag} {item}: expected NAME=VALUE")
+        parsed = parse_value(value)
+        if numeric and (isinstance(parsed, (str, bool))):
+            raise SpecError(f"{flag} {item}: '{value}' is not a number")
+        out[key.strip()] = parsed
+    return out
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write via a temporary file in the same folder, so a reader never sees half a file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _emit(text: str, out: str | None) -> None:
+    if out:
+        write_atomic(out, text)
+        print(f"wrote {out}", file=sys.stderr)
+    else:
+        print(text)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                   help="override a workload parameter of the model (repeatable), e.g. --set height=1024")
+    p.add_argument("--hw-set", action="append", metavar="FIELD=VALUE", default=[],
+                   help="override a numeric hardware field (repeatable), e.g. --hw-set memory.bandwidth=5e12")
+    p.add_argument("--attention", default="flash", help="attention implementation: flash (fused) or math "
+                   "(materialises the score matrix)")
+    p.add_argument("--roofline", action="store_true",
+                   help="bare roofline: no tile/wave quantisation, achievable fractions or launch overhead")
+    p.add_argument("--out", help="write to this file (atomically) instead of standard output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="simulator", description="Analytical performance simulator for text-to-image, "
+                     "text-to-video and LLM inference on real or hypothetical accelerators.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list built-in models or hardware")
+    p.add_argument("what", help="models or hardware")
+
+    p = sub.add_parser("run", help="cost one model on one device")
+    p.add_argument("model", help="built-in model id or path to a model YAML file")
+    p.add_argument("--hardware", default="a100", help="built-in hardware id or path to a YAML file (default a100)")
+    p.add_argument("--format", default="table", help="table, csv or json")
+    p.add_argument("--by", default="layer", help="table/csv grouping: layer, category, stage or op")
+    _common(p)
+
+    p = sub.add_parser("compare", help="one model on several devices, side by side")
+    p.add_argument("model", help="built-in model id or path to a model YAML file")
+    p.add_argument("--hardware", required=True, help="comma-separated hardware ids or files; the first is the "
+                   "baseline for speed-ups")
+    p.add_argument("--format", default="table", help="table or json")
+    _common(p)
+    return parser
+
+
+def _choice(value: str, choices, flag: str) -> str:
+    if value not in choices:
+        raise SpecError(f"{flag}: {unknown('value', value, choices)} (choose from {', '.join(choices)})")
+    return value
+
+
+def _list(what: str) -> str:
+    _choice(what, ("models", "hardware"), "list")
+    if what == "hardware":
+        rows = []
+        for hw_id in builtin_ids("hardware"):
+            s = load_hardware(hw_id).spec
+            rows.append([hw_id, s.name, report.si(s.compute.get("bf16", 0), "FLOP/s"),
+                         report.si(s.memory.bandwidth, "B/s"), report.si(s.memory.capacity, "B"),
+                         f"{s.tdp_w:.0f} W" if s.tdp_w else "n/a"])
+        return report._table(["id", "name", "bf16 dense", "bandwidth", "memory", "TDP"], rows, "llrrrr")
+    rows = []
+    for model_id in builtin_ids("models"):
+        m = load_model(model_id)
+        workload = " ".join(f"{k}={v}" for k, v in m.defaults.items())
+        rows.append([model_id, m.family, report.si(m.param_count), workload, m.reference])
+    return report._table(["id", "family", "params", "default workload", "reference"], rows, "llrll")
+
+
+def main(argv: list | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "list":
+            print(_list(args.what))
+            return 0
+        overrides = _pairs(args.set, "--set", numeric=False)
+        hw_overrides = _pairs(args.hw_set, "--hw-set", numeric=True)
+        _choice(args.attention, ATTENTION_MODES, "--attention")
+        terms = ROOFLINE if args.roofline else FULL
+        if args.command == "run":
+            fmt = _choice(args.format, ("table", "csv", "json"), "--format")
+            by = _choice(args.by, GROUPINGS, "--by")
+            result = run(args.model, args.hardware, overrides, hw_overrides, args.attention, terms)
+            for w in result.warnings:
+                print(f"warning: {w}", file=sys.stderr)
+            text = {"table": lambda: report.table(result, by), "csv": lambda: report.to_csv(result, by),
+                    "json": lambda: report.to_json(result)}[fmt]()
+            _emit(text, args.out)
+        elif args.command == "compare":
+            fmt = _choice(args.format, ("table", "json"), "--format")
+            names = [h.strip() for h in args.hardware.split(",") if h.strip()]
+            if not names:
+                raise SpecError("--hardware: give at least one device")
+            results = compare(args.model, names, overrides, hw_overrides, args.attention, terms)
+            _emit(report.compare_table(results) if fmt == "table" else report.compare_json(results), args.out)
+        return 0
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

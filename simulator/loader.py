@@ -1,0 +1,102 @@
+"""Safe YAML loading that remembers the line of every mapping key, so errors can point at the field.
+
+Mappings load as `Node` (a dict) with the file name and the line of each key; sequences load as `NodeList`
+(a list) with the line of each item. Everything else is plain Python data from yaml's safe constructors.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from .errors import Location, SpecError
+
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class Node(dict):
+    file: str | None = None
+    line: int | None = None
+    key_lines: dict
+
+    def loc(self, key=None, path: str | None = None) -> Location:
+        line = self.key_lines.get(key, self.line) if key is not None else self.line
+        return Location(self.file, line, path)
+
+
+class NodeList(list):
+    file: str | None = None
+    line: int | None = None
+    item_lines: list
+
+    def loc(self, index=None, path: str | None = None) -> Location:
+        line = self.line
+        if index is not None and 0 <= index < len(self.item_lines):
+            line = self.item_lines[index]
+        return Location(self.file, line, path)
+
+
+class _LineLoader(_Base):
+    filename: str | None = None
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> Node:
+    loader.flatten_mapping(node)
+    result = Node()
+    result.file = loader.filename
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, (str, int, float, bool)) or key is None:
+            raise SpecError("mapping keys must be plain names",
+                            Location(loader.filename, key_node.start_mark.line + 1))
+        if key in result:
+            raise SpecError(f"duplicate key '{key}'", Location(loader.filename, key_node.start_mark.line + 1))
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> NodeList:
+    result = NodeList(loader.construct_object(child, deep=True) for child in node.value)
+    result.file = loader.filename
+    result.line = node.start_mark.line + 1
+    result.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return result
+
+
+# YAML 1.1 reads `312e12` (no dot) as a string; hardware numbers are written that way by people, so accept it.
+_LineLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def load_yaml(path: str | Path, text: str | None = None):
+    """Parse a YAML file safely; syntax errors become a SpecError with the file and line."""
+    path = str(path)
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SpecError(f"cannot read file: {exc.strerror}", Location(path)) from None
+    loader = _LineLoader(text)
+    loader.filename = path
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise SpecError(f"malformed YAML: {exc.problem or exc.context}", Location(path, line)) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"malformed YAML: {exc}", Location(path)) from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, Node):
+        raise SpecError("expected a mapping at the top level", Location(path, 1))
+    return data

@@ -1,0 +1,129 @@
+"""Text renderings of results: the human table, CSV and JSON. Reads results; never recomputes a cost."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from .ops import CATEGORIES
+from .results import Result
+
+
+def si(value: float, unit: str = "") -> str:
+    """12.3 G, 4.5 m ... with 3 significant digits."""
+    if value == 0:
+        return f"0 {unit}".strip()
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, ""), (1e-3, "m"),
+                           (1e-6, "µ"), (1e-9, "n")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}".strip()
+    return f"{value:.3g} {unit}".strip()
+
+
+def seconds(value: float) -> str:
+    return si(value, "s")
+
+
+def _table(headers: list, rows: list, align: str) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(r):
+        return "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align)).rstrip()
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), sep] + [line(r) for r in cells[1:]])
+
+
+def _rows(result: Result, by: str) -> tuple[list, list, str]:
+    """Headers, formatted rows and column alignment (text left, numbers right) for one grouping."""
+    total = result.time_s or 1.0
+    if by == "category":
+        data = [{"name": c, **v} for c, v in result.by_category().items()]
+        head, key = ["category"], lambda r: [r["name"]]
+    elif by == "stage":
+        data = result.by_stage()
+        head, key = ["stage", "repeat", "params"], lambda r: [r["name"], r["repeat"], si(r["params"])]
+    elif by == "op":
+        data = result.by_op()
+        head, key = ["stage", "op", "kind", "count"], lambda r: [r["stage"], r["name"], r["kind"], r["count"]]
+    else:
+        data = result.by_layer()
+        head, key = ["stage", "layer", "ops"], lambda r: [r["stage"], r["layer"], r["ops"]]
+    headers = head + ["time", "share", "FLOPs", "bytes", "FLOP/B", "TFLOP/s", "bound"]
+    rows = []
+    for r in data:
+        attained = r["flops"] / r["time_s"] / 1e12 if r["time_s"] else 0.0
+        intensity = r["flops"] / r["bytes"] if r["bytes"] else 0.0
+        rows.append(key(r) + [seconds(r["time_s"]), f"{100 * r['time_s'] / total:.1f}%", si(r["flops"]),
+                              si(r["bytes"], "B"), f"{intensity:.1f}", f"{attained:.1f}", r["bound"]])
+    text_columns = {"category", "stage", "op", "kind", "layer", "bound"}
+    return headers, rows, "".join("l" if h in text_columns else "r" for h in headers)
+
+
+def table(result: Result, by: str = "layer") -> str:
+    m, hw = result.model, result.hardware
+    params = ", ".join(f"{k}={v}" for k, v in m.params.items())
+    out = [f"{m.name} ({m.id}) on {hw.name} ({hw.id}), attention={m.attention}, {result.terms.describe()}",
+           f"workload: {params}", ""]
+    headers, rows, align = _rows(result, by)
+    out.append(_table(headers, rows, align))
+    if by not in ("category", "stage"):
+        for extra in ("category", "stage"):
+            out.append("")
+            out.append(_table(*_rows(result, extra)))
+    out += ["", summary(result)]
+    out += [f"warning: {w}" for w in result.warnings]
+    return "\n".join(out)
+
+
+def summary(result: Result) -> str:
+    t = result.to_dict()["totals"]
+    return (f"total {seconds(t['time_s'])} (roofline alone {seconds(t['roofline_time_s'])}), "
+            f"{si(t['flops'])}FLOP, {si(t['bytes'], 'B')} moved, {si(t['params'])} params, "
+            f"weights {si(t['weight_bytes'], 'B')}, peak memory {si(t['peak_memory_bytes'], 'B')}"
+            + (f" (KV cache {si(t['kv_cache_bytes'], 'B')})" if t["kv_cache_bytes"] else ""))
+
+
+def rows_for_csv(result: Result, by: str) -> list[dict]:
+    if by == "category":
+        return [{"category": c, **v} for c, v in result.by_category().items()]
+    if by == "stage":
+        return result.by_stage()
+    return result.by_op() if by == "op" else result.by_layer()
+
+
+def to_csv(result: Result, by: str = "layer") -> str:
+    rows = rows_for_csv(result, by)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["empty"], lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (json.dumps(v) if isinstance(v, list) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def to_json(result: Result) -> str:
+    return json.dumps(result.to_dict(), indent=1)
+
+
+def compare_table(results: list[Result]) -> str:
+    base = results[0]
+    headers = ["hardware", "time", "speed-up", "roofline", *CATEGORIES, "peak mem", "fits"]
+    rows = []
+    for r in results:
+        cats = r.by_category()
+        rows.append([r.hardware.id, seconds(r.time_s), f"{base.time_s / r.time_s:.2f}x", seconds(r.roofline_time_s),
+                     *[f"{100 * cats[c]['time_s'] / r.time_s:.0f}%" for c in CATEGORIES],
+                     si(r.peak_memory_bytes, "B"), "yes" if r.fits else "NO"])
+    m = base.model
+    title = (f"{m.name} ({m.id}), attention={m.attention}, {base.terms.describe()}; speed-up relative to "
+             f"{base.hardware.id}; category columns are shares of time")
+    return title + "\n\n" + _table(headers, rows, "l" + "r" * (len(headers) - 1))
+
+
+def compare_json(results: list[Result]) -> str:
+    base = results[0].time_s
+    return json.dumps([{"hardware": r.hardware.id, "time_s": r.time_s, "speedup": base / r.time_s,
+                        "roofline_time_s": r.roofline_time_s,
+                        "categories": {c: v["time_s"] for c, v in r.by_category().items()},
+                        "peak_memory_bytes": r.peak_memory_bytes, "fits": r.fits} for r in results], indent=1)

@@ -1,0 +1,166 @@
+"""Results of one model on one device, and their groupings (op, layer, category, stage).
+
+Everything here reads the engine's per-kernel times; nothing recomputes a cost.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .engine import BOUNDS, KernelTable, Terms
+from .graph import Model
+from .hardware import Hardware
+from .ops import CATEGORIES, UNITS
+
+GROUPINGS = ("layer", "category", "stage", "op")
+
+
+@dataclass
+class Result:
+    model: Model
+    hardware: Hardware
+    terms: Terms
+    table: KernelTable
+    costs: dict           # per-kernel arrays (one design point)
+    roofline: dict        # the same with every efficiency term off
+    warnings: list = field(default_factory=list)
+
+    # ---------------------------------------------------------------------------------------- totals
+    @property
+    def time_s(self) -> float:
+        return float(self.costs["time"] @ self.table.count)
+
+    @property
+    def roofline_time_s(self) -> float:
+        return float(self.roofline["time"] @ self.table.count)
+
+    @property
+    def flops(self) -> float:
+        return float(self.table.flops @ self.table.count)
+
+    @property
+    def bytes(self) -> float:
+        return float(self.table.bytes @ self.table.count)
+
+    @property
+    def peak_memory_bytes(self) -> int:
+        m = self.model
+        return m.weight_bytes + max(s.peak_activation_bytes + s.state_bytes for s in m.stages)
+
+    @property
+    def kv_cache_bytes(self) -> int:
+        return max(s.state_bytes for s in self.model.stages)
+
+    @property
+    def fits(self) -> bool:
+        return self.peak_memory_bytes <= self.hardware.spec.memory.capacity
+
+    # ------------------------------------------------------------------------------------- groupings
+    def _sum(self, keys: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
+        return np.bincount(keys, weights=values * self.table.count, minlength=n)
+
+    def _group(self, keys: np.ndarray, n: int) -> dict:
+        t, c = self.table, self.costs
+        out = {name: self._sum(keys, n, v) for name, v in (
+            ("time_s", c["time"]), ("flops", t.flops), ("bytes", t.bytes), ("compute_s", c["compute"]),
+            ("memory_s", c["memory"]), ("overhead_s", c["overhead"]), ("roofline_time_s", self.roofline["time"]))}
+        out["matrix_flops"] = self._sum(keys, n, np.where(t.unit == UNITS.index("matrix"), t.flops, 0.0))
+        by_bound = np.stack([self._sum(keys, n, np.where(c["bound"] == b, c["time"], 0.0))
+                             for b in range(len(BOUNDS))])
+        out["bound"] = [BOUNDS[i] if by_bound[i, j] > 0 else "none"
+                        for j, i in enumerate(np.argmax(by_bound, axis=0))]
+        return out
+
+    def by_category(self) -> dict:
+        g = self._group(self.table.category, len(CATEGORIES))
+        return {cat: {k: _plain(v[i]) for k, v in g.items()} for i, cat in enumerate(CATEGORIES)}
+
+    def by_stage(self) -> list:
+        g = self._group(self.table.stage, len(self.model.stages))
+        rows = []
+        for i, s in enumerate(self.model.stages):
+            rows.append({"name": s.name, "repeat": s.repeat, "params": s.params,
+                         "shares_weights_with": s.shares_weights_with,
+                         "peak_activation_bytes": s.peak_activation_bytes, "kv_cache_bytes": s.state_bytes,
+                         **{k: _plain(v[i]) for k, v in g.items()}})
+        return rows
+
+    def by_op(self) -> list:
+        g = self._group(self.table.op, len(self.table.ops))
+        rows = []
+        for i, (si, op) in enumerate(self.table.ops):
+            stage = self.model.stages[si]
+            runs = op.count * stage.repeat
+            row = {"name": op.name, "stage": stage.name, "layer": op.layer, "kind": op.kind,
+                   "category": op.category, "role": op.role, "count": runs,
+                   "shape": list(op.result.outputs[0]) if op.result.outputs else [],
+                   "params": op.result.params * op.count,
+                   **{k: _plain(v[i]) for k, v in g.items()}}
+            row["intensity"] = row["flops"] / row["bytes"] if row["bytes"] else 0.0
+            rows.append(row)
+        return rows
+
+    def by_layer(self) -> list:
+        layers: dict = {}
+        for row in self.by_op():
+            key = (row["stage"], row["layer"])
+            agg = layers.get(key)
+            if agg is None:
+                agg = layers[key] = {"stage": row["stage"], "layer": row["layer"], "ops": 0, "_bound": {}}
+                for k in ("time_s", "flops", "bytes", "compute_s", "memory_s", "overhead_s", "roofline_time_s",
+                          "params", "matrix_flops"):
+                    agg[k] = 0.0
+            agg["ops"] += 1
+            for k in ("time_s", "flops", "bytes", "compute_s", "memory_s", "overhead_s", "roofline_time_s", "params",
+                      "matrix_flops"):
+                agg[k] += row[k]
+            agg["_bound"][row["bound"]] = agg["_bound"].get(row["bound"], 0.0) + row["time_s"]
+        rows = []
+        for agg in layers.values():
+            bounds = agg.pop("_bound")
+            agg["bound"] = max(bounds, key=bounds.get) if bounds else "memory"
+            agg["intensity"] = agg["flops"] / agg["bytes"] if agg["bytes"] else 0.0
+            rows.append(agg)
+        return rows
+
+    def to_dict(self) -> dict:
+        """The stable JSON shape documented in README.md."""
+        m, total = self.model, self.time_s
+        return {
+            "model": m.id,
+            "model_name": m.name,
+            "family": m.family,
+            "hardware": self.hardware.id,
+            "hardware_name": self.hardware.name,
+            "attention": m.attention,
+            "efficiency": self.terms.describe(),
+            "params": {k: v for k, v in m.params.items()},
+            "totals": {
+                "time_s": total,
+                "roofline_time_s": self.roofline_time_s,
+                "flops": self.flops,
+                "bytes": self.bytes,
+                "params": m.param_count,
+                "weight_bytes": m.weight_bytes,
+                "peak_memory_bytes": self.peak_memory_bytes,
+                "kv_cache_bytes": self.kv_cache_bytes,
+                "memory_capacity_bytes": self.hardware.spec.memory.capacity,
+                "fits": self.fits,
+            },
+            "stages": [{k: r[k] for k in ("name", "repeat", "params", "time_s", "flops", "bytes", "roofline_time_s",
+                                          "peak_activation_bytes", "kv_cache_bytes", "bound")}
+                       for r in self.by_stage()],
+            "categories": {c: {k: v[k] for k in ("time_s", "flops", "bytes", "roofline_time_s")}
+                           for c, v in self.by_category().items()},
+            "ops": [{k: r[k] for k in ("name", "stage", "layer", "kind", "category", "role", "count", "shape",
+                                       "params", "flops", "bytes", "intensity", "time_s", "compute_s", "memory_s",
+                                       "overhead_s", "bound")}
+                    for r in self.by_op()],
+            "warnings": list(self.warnings),
+        }
+
+
+def _plain(v):
+    return v.item() if hasattr(v, "item") else v
+
