@@ -73,6 +73,20 @@ class Stage:
     peak_activation_bytes: int = 0
     state_bytes: int = 0
 
+    def flops_by_category(self, iteration: int = 0, unit: str | None = "matrix") -> dict:
+        """FLOPs of one pass through the stage (iteration `iteration` where shapes vary), by category.
+
+        `unit="matrix"` keeps matrix-unit FLOPs (GEMMs, convolutions, attention matmuls): what
+        torch.utils.flop_counter counts, so these compare directly with reference implementations.
+        """
+        out = dict.fromkeys(CATEGORIES, 0.0)
+        for op in self.ops:
+            result = op.per_iteration[iteration] if op.per_iteration else op.result
+            for k in result.kernels:
+                if unit is None or k.unit == unit:
+                    out[op.category] += k.flops * op.count
+        return out
+
 
 @dataclass
 class Model:
