@@ -84,6 +84,37 @@ def _pad(x, tile):
     return np.ceil(x / tile) * tile
 
 
+# Output tiles a GEMM library can choose from, as fractions of the core's largest tile (m, n): CUTLASS/cuBLAS
+# ship e.g. 128x256, 128x128, 64x128 and 64x64 configurations and pick per problem to balance the waves.
+TILE_CHOICES = ((1.0, 1.0), (0.5, 1.0), (1.0, 0.5), (0.5, 0.5))
+
+
+def quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
+    """Factor >= 1 by which tile padding and partial waves inflate a GEMM's FLOPs, per design point.
+
+    A dimension smaller than the tile pads only to a multiple of the instruction shape (`min_tile`); among
+    TILE_CHOICES the smallest factor wins, as a library's heuristic would choose it.
+    """
+    b, m, n, k = (np.maximum(gemm[:, i], 1.0) for i in range(4))
+    cores = cols["cores"][:, None]
+    small = {d: cols[f"min_tile_{d}"][:, None] for d in "mnk"}
+    tk = np.minimum(cols["tile_k"][:, None], np.ceil(k / small["k"]) * small["k"])
+    best = None
+    for fm, fn in TILE_CHOICES:
+        tm = np.maximum(small["m"], cols["tile_m"][:, None] * fm)
+        tn = np.maximum(small["n"], cols["tile_n"][:, None] * fn)
+        tm = np.minimum(tm, np.ceil(m / small["m"]) * small["m"])
+        tn = np.minimum(tn, np.ceil(n / small["n"]) * small["n"])
+        factor = np.ones(np.broadcast_shapes(tm.shape, m.shape))
+        if terms.tile:
+            factor = factor * _pad(m, tm) * _pad(n, tn) * _pad(k, tk) / (m * n * k)
+        if terms.wave:
+            tiles = b * np.ceil(m / tm) * np.ceil(n / tn)
+            factor = factor * np.ceil(tiles / cores) * cores / tiles
+        best = factor if best is None else np.minimum(best, factor)
+    return best
+
+
 def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL) -> dict:
     """Times of every kernel on every design point: arrays of shape [points, kernels]."""
     matrix = table.unit == UNITS.index("matrix")
@@ -95,22 +126,8 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL) -> dict:
         peak = peak * np.where(matrix, cols["eff_matrix"][:, None], cols["eff_vector"][:, None])
     work = flops
     if (terms.tile or terms.wave) and matrix.any():
-        b, m, n, k = (np.maximum(table.gemm[:, i], 1.0) for i in range(4))
-        # A dimension smaller than the core's tile runs on the smallest tile (a multiple of the instruction
-        # shape, `min_tile`) that covers it, as GEMM libraries pick narrow tiles for skinny problems.
-        tiles = {}
-        for dim, x in zip("mnk", (m, n, k)):
-            big, small = cols[f"tile_{dim}"][:, None], cols[f"min_tile_{dim}"][:, None]
-            tiles[dim] = np.minimum(big, np.ceil(x / small) * small)
-        factor = np.ones(peak.shape)
-        if terms.tile:
-            padded = (_pad(m, tiles["m"]) * _pad(n, tiles["n"]) * _pad(k, tiles["k"])) / (m * n * k)
-            factor = factor * np.where(matrix, padded, 1.0)
-        if terms.wave:
-            count = b * np.ceil(m / tiles["m"]) * np.ceil(n / tiles["n"])
-            cores = cols["cores"][:, None]
-            factor = factor * np.where(matrix, np.ceil(count / cores) * cores / count, 1.0)
-        work = flops * factor
+        work = flops.copy()
+        work[:, matrix] = flops[:, matrix] * quantisation(table.gemm[matrix], cols, terms)
     compute = np.where(compute_unit, work / peak, 0.0)
     bandwidth = cols["bandwidth"][:, None] * (cols["eff_memory"][:, None] if terms.achievable else 1.0)
     memory = table.bytes / bandwidth
