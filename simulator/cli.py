@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from . import report
@@ -90,6 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "baseline for speed-ups")
     p.add_argument("--format", default="table", help="table or json")
     _common(p)
+    p = sub.add_parser("sweep", help="evaluate models over a grid or random sample of hardware design points")
+    p.add_argument("models", help="comma-separated model ids or files")
+    p.add_argument("--hardware", default="a100", help="base device whose fields are varied (default a100)")
+    p.add_argument("--vary", action="append", default=[], metavar="FIELD=SPEC",
+                   help="hardware field (same paths as --hw-set) over a list a,b,c or a range start:stop:num[:log]")
+    p.add_argument("--vary-workload", action="append", default=[], metavar="NAME=SPEC",
+                   help="workload parameter over a list or range (always a grid)")
+    p.add_argument("--samples", type=int, help="draw N random design points (Latin hypercube) instead of a grid")
+    p.add_argument("--seed", type=int, default=0, help="random seed for --samples (default 0)")
+    p.add_argument("--max-points", type=int, default=10**7, help="refuse larger grids (default 10^7)")
+    p.add_argument("--plot", help="figure file (.png/.svg): line, heatmap or Pareto front by number of fields")
+    p.add_argument("--pareto-cost", help="cost field for the Pareto plot (default tdp_w if varied)")
+    p.add_argument("--executor", default="local", help="local or dask")
+    p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786); default: a local cluster")
+    _common(p)
     return parser
 
 
@@ -117,6 +133,73 @@ def _list(what: str) -> str:
     return report._table(["id", "family", "params", "default workload", "reference"], rows, "llrll")
 
 
+class _Progress:
+    """A progress bar on stderr, shown once the sweep has run for more than a second."""
+
+    def __init__(self, total: int):
+        self.total, self.start, self.shown, self.last = total, time.monotonic(), False, 0.0
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        elapsed = now - self.start
+        if elapsed < 1.0 or (now - self.last < 0.5 and done < self.total):
+            return
+        self.shown, self.last = True, now
+        frac = done / self.total
+        bar = "#" * int(30 * frac)
+        eta = elapsed / frac - elapsed if frac else 0.0
+        print(f"\r[{bar:<30s}] {100 * frac:5.1f}%  {done:,}/{self.total:,} points  {elapsed:.1f}s "
+              f"(eta {eta:.1f}s)", end="", file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
+
+
+def sweep_command(args, overrides, hw_overrides, terms) -> int:
+    """Plan (validate everything), then stream blocks to the output; Ctrl-C keeps a valid partial file."""
+    from . import sweep as sw
+    from .writers import open_writer
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    plan = sw.plan(models, args.hardware, args.vary, args.vary_workload, overrides, hw_overrides, args.attention,
+                   terms, args.samples, args.seed, args.max_points)
+    varied = [a.path for a in plan.space.axes]
+    workload = [c for c in plan.columns[1:] if c not in varied and c != "time_s"][:len(args.vary_workload)]
+    if args.plot:
+        if not varied:
+            raise SpecError("--plot needs at least one --vary field")
+        if plan.total_points > 10**6:
+            raise SpecError(f"--plot draws at most 10^6 points; this sweep has {plan.total_points:,}")
+    for w in plan.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    writer = open_writer(args.out, plan.columns)
+    blocks = sw.run_dask(plan, args.scheduler) if args.executor == "dask" else sw.run_local(plan)
+    progress = _Progress(plan.total_points)
+    kept, done = [], 0
+    try:
+        for rows, done in blocks:
+            writer.write(rows)
+            if args.plot:
+                kept.append(rows)
+            progress.update(done)
+    except KeyboardInterrupt:
+        writer.close()
+        progress.finish()
+        print(f"interrupted: {args.out} holds the first {done:,} of {plan.total_points:,} points",
+              file=sys.stderr)
+        return 130
+    writer.close()
+    progress.finish()
+    print(f"wrote {args.out}: {plan.total_points:,} points", file=sys.stderr)
+    if args.plot:
+        from .plots import plot_sweep
+        rows = sw.concat(kept, plan.columns)
+        for path in plot_sweep(rows, varied, workload, args.plot, args.pareto_cost):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -136,6 +219,11 @@ def main(argv: list | None = None) -> int:
             text = {"table": lambda: report.table(result, by), "csv": lambda: report.to_csv(result, by),
                     "json": lambda: report.to_json(result)}[fmt]()
             _emit(text, args.out)
+        elif args.command == "sweep":
+            _choice(args.executor, ("local", "dask"), "--executor")
+            if not args.out:
+                raise SpecError("sweep needs --out FILE (.csv, .json or .parquet)")
+            return sweep_command(args, overrides, hw_overrides, terms)
         elif args.command == "compare":
             fmt = _choice(args.format, ("table", "json"), "--format")
             names = [h.strip() for h in args.hardware.split(",") if h.strip()]

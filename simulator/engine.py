@@ -80,6 +80,22 @@ def lower(model: Model) -> KernelTable:
                        a[:, 6], a[:, 7:11], a[:, 11], a[:, 12])
 
 
+def compact(table: KernelTable) -> KernelTable:
+    """Merge kernels that are identical in cost and grouping (stage, category), summing their counts.
+
+    A UNet repeats the same layer shapes many times; a sweep evaluates each distinct kernel once. The op
+    mapping is dropped (op = -1): per-op results need the full table.
+    """
+    features = np.column_stack([table.stage, table.category, table.unit, table.peak, table.flops, table.bytes,
+                                table.gemm, table.launches])
+    distinct, inverse = np.unique(features, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    count = np.bincount(inverse, weights=table.count, minlength=len(distinct))
+    ints = distinct[:, :4].astype(np.int64)
+    return KernelTable([], np.full(len(distinct), -1), ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3], table.peaks,
+                       distinct[:, 4], distinct[:, 5], distinct[:, 6:10], distinct[:, 10], count)
+
+
 def _pad(x, tile):
     return np.ceil(x / tile) * tile
 
@@ -115,27 +131,53 @@ def quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
     return best
 
 
-def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL) -> dict:
-    """Times of every kernel on every design point: arrays of shape [points, kernels]."""
+TILE_COLUMNS = ("cores", "tile_m", "tile_n", "tile_k", "min_tile_m", "min_tile_n", "min_tile_k")
+
+
+def work(table: KernelTable, cols: dict, terms: Terms) -> np.ndarray:
+    """FLOPs each kernel costs on each design point after tile and wave quantisation: [1 or P, K].
+
+    Quantisation depends only on the tile and core counts, which a sweep rarely varies: it is computed once per
+    distinct (cores, tiles) combination, not once per design point.
+    """
+    flops = np.where(table.unit == UNITS.index("none"), 0.0, table.flops)[None, :]
     matrix = table.unit == UNITS.index("matrix")
-    compute_unit = table.unit != UNITS.index("none")
+    if not (terms.tile or terms.wave) or not matrix.any():
+        return flops
+    keys = np.stack([np.asarray(cols[c], dtype=np.float64) for c in TILE_COLUMNS], axis=1)
+    if (keys == keys[0]).all():  # the usual case: tiles and cores are not varied
+        distinct, inverse = keys[:1], np.zeros(len(keys), dtype=np.int64)
+    else:
+        distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
+    factor = quantisation(table.gemm[matrix], {c: distinct[:, i] for i, c in enumerate(TILE_COLUMNS)}, terms)
+    out = np.repeat(flops, len(distinct), axis=0)
+    out[:, matrix] *= factor
+    return out if len(distinct) == 1 else out[inverse.ravel()]
+
+
+def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = True) -> dict:
+    """Times of every kernel on every design point: arrays of shape [points, kernels].
+
+    Returns compute, memory and overhead times, their combination `time`, the largest part `mx` without the
+    overhead, and (if `bound`) which of the three bounds each kernel (0 compute, 1 memory, 2 overhead).
+    """
     peak_cols = np.stack([cols[f"peak:{u}:{d}"] for u, d in table.peaks], axis=1)  # [P, npeaks]
-    peak = peak_cols[:, table.peak]
-    flops = np.broadcast_to(table.flops, peak.shape)
     if terms.achievable:
-        peak = peak * np.where(matrix, cols["eff_matrix"][:, None], cols["eff_vector"][:, None])
-    work = flops
-    if (terms.tile or terms.wave) and matrix.any():
-        work = flops.copy()
-        work[:, matrix] = flops[:, matrix] * quantisation(table.gemm[matrix], cols, terms)
-    compute = np.where(compute_unit, work / peak, 0.0)
-    bandwidth = cols["bandwidth"][:, None] * (cols["eff_memory"][:, None] if terms.achievable else 1.0)
-    memory = table.bytes / bandwidth
-    overhead = (table.launches * cols["launch_overhead"][:, None] if terms.overhead
-                else np.zeros_like(memory))
-    time = np.maximum(compute, memory) + overhead
-    bound = np.argmax(np.stack([compute, memory, overhead]), axis=0)
-    return {"compute": compute, "memory": memory, "overhead": overhead, "time": time, "bound": bound}
+        unit_eff = [cols["eff_matrix"] if u == "matrix" else cols["eff_vector"] for u, _ in table.peaks]
+        peak_cols = peak_cols * np.stack(unit_eff, axis=1)
+    compute = work(table, cols, terms) * (1.0 / peak_cols)[:, table.peak]
+    bandwidth = cols["bandwidth"] * (cols["eff_memory"] if terms.achievable else 1.0)
+    memory = np.multiply.outer(1.0 / bandwidth, table.bytes)
+    launch = cols["launch_overhead"] if terms.overhead else np.zeros_like(bandwidth)
+    overhead = np.multiply.outer(launch, table.launches)
+    mx = np.maximum(compute, memory)
+    time = mx + overhead
+    out = {"compute": compute, "memory": memory, "overhead": overhead, "time": time}
+    if bound:
+        b = (memory > compute).astype(np.int8)
+        b[overhead > mx] = 2
+        out["bound"] = b
+    return out
 
 
 def total_time(table: KernelTable, cols: dict, terms: Terms = FULL) -> np.ndarray:

@@ -477,7 +477,9 @@ class _StageBuilder:
         local = ChainMap({f"d{i}": d for i, d in enumerate(shapes[0])} if shapes else {}, env)
         attrs = {}
         for key, attr in opdef.attrs.items():
-            if key in item:
+            if key in item and attr.kind == "str":  # a literal choice such as mode: max, never an expression
+                attrs[key] = _coerce(item[key], attr, item, key, f"{ipath}.{key}")
+            elif key in item:
                 raw = item[key]
                 if isinstance(raw, list):
                     raw = [_value(r, local, raw, j, f"{ipath}.{key}[{j}]", used) for j, r in enumerate(raw)]

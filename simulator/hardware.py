@@ -113,49 +113,58 @@ def load_hardware(name: str, overrides: dict | None = None) -> Hardware:
 
 # ------------------------------------------------------------------------------------------- engine columns
 
-def rate(spec: HardwareSpec, unit: str, dtype: str) -> float | None:
-    """Peak FLOP/s of `unit` for `dtype`: the dtype's own rate, else a declared substitute's.
+# engine column -> the hardware field(s) it reads, first present wins
+COLUMN_FIELDS = {
+    "bandwidth": ("memory.bandwidth",),
+    "capacity": ("memory.capacity",),
+    "cores": ("cores",),
+    "tile_m": ("matrix_tile.m",), "tile_n": ("matrix_tile.n",), "tile_k": ("matrix_tile.k",),
+    "min_tile_m": ("min_tile.m", "matrix_tile.m"), "min_tile_n": ("min_tile.n", "matrix_tile.n"),
+    "min_tile_k": ("min_tile.k", "matrix_tile.k"),
+    "eff_matrix": ("efficiency.matrix",), "eff_vector": ("efficiency.vector",), "eff_memory": ("efficiency.memory",),
+    "launch_overhead": ("efficiency.launch_overhead_s",),
+}
+
+
+def rate_field(fields, substitutes: dict, unit: str, dtype: str) -> str | None:
+    """The field giving `unit`'s peak FLOP/s for `dtype`: the dtype's own rate, else a declared substitute's.
 
     Matrix-unit fp32 falls back to the vector unit (GPUs run true-fp32 GEMMs on CUDA cores); vector ops on a
     type the vector unit has no rate for run at its fp32 rate (they are upcast).
     """
-    table = spec.compute if unit == "matrix" else spec.vector
-    for d in (dtype, spec.dtype_substitutes.get(dtype)):
-        if d is not None and d in table:
-            return table[d]
+    table = "compute" if unit == "matrix" else "vector"
+    for d in (dtype, substitutes.get(dtype)):
+        if d is not None and f"{table}.{d}" in fields:
+            return f"{table}.{d}"
     if unit == "vector" or dtype == "fp32":
-        return spec.vector["fp32"]
+        return "vector.fp32"
     return None
+
+
+def rate(spec: HardwareSpec, unit: str, dtype: str) -> float | None:
+    path = rate_field(field_paths(spec.model_dump()), spec.dtype_substitutes, unit, dtype)
+    return field_paths(spec.model_dump())[path] if path else None
+
+
+def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = None, n: int = 1) -> dict:
+    """Engine columns for `n` design points: `spec`'s values, with the fields in `varied` (path -> array of n)."""
+    varied = varied or {}
+    fields = {**field_paths(spec.model_dump()), **varied}
+    cols = {}
+    for col, paths in COLUMN_FIELDS.items():
+        path = next(p for p in paths if p in fields)
+        cols[col] = np.broadcast_to(np.asarray(fields[path], dtype=np.float64), (n,))
+    for unit, dtype in peaks:
+        path = rate_field(fields, spec.dtype_substitutes, unit, dtype)
+        if path is None:
+            have = ", ".join(sorted(spec.compute)) or "none"
+            raise SpecError(f"hardware '{spec.name}' has no matrix-unit rate for {dtype} (has: {have}); "
+                            f"run with --set dtype=... or give one with --hw-set compute.{dtype}=...")
+        cols[f"peak:{unit}:{dtype}"] = np.broadcast_to(np.asarray(fields[path], dtype=np.float64), (n,))
+    return cols
 
 
 def columns(specs: list[HardwareSpec], peaks: list[tuple]) -> dict:
     """Engine columns for a list of devices: one row per device. `peaks` lists the (unit, dtype) rates needed."""
-    def col(get):
-        return np.array([get(s) for s in specs], dtype=np.float64)
-
-    cols = {
-        "bandwidth": col(lambda s: s.memory.bandwidth),
-        "capacity": col(lambda s: s.memory.capacity),
-        "cores": col(lambda s: s.cores),
-        "tile_m": col(lambda s: s.matrix_tile.m),
-        "tile_n": col(lambda s: s.matrix_tile.n),
-        "tile_k": col(lambda s: s.matrix_tile.k),
-        "min_tile_m": col(lambda s: (s.min_tile or s.matrix_tile).m),
-        "min_tile_n": col(lambda s: (s.min_tile or s.matrix_tile).n),
-        "min_tile_k": col(lambda s: (s.min_tile or s.matrix_tile).k),
-        "eff_matrix": col(lambda s: s.efficiency.matrix),
-        "eff_vector": col(lambda s: s.efficiency.vector),
-        "eff_memory": col(lambda s: s.efficiency.memory),
-        "launch_overhead": col(lambda s: s.efficiency.launch_overhead_s),
-    }
-    for unit, dtype in peaks:
-        values = []
-        for s in specs:
-            r = rate(s, unit, dtype)
-            if r is None:
-                have = ", ".join(sorted(s.compute)) or "none"
-                raise SpecError(f"hardware '{s.name}' has no matrix-unit rate for {dtype} (has: {have}); "
-                                f"run with --set dtype=... or give one with --hw-set compute.{dtype}=...")
-            values.append(r)
-        cols[f"peak:{unit}:{dtype}"] = np.array(values, dtype=np.float64)
-    return cols
+    per_spec = [columns_from(s, peaks) for s in specs]
+    return {k: np.concatenate([c[k] for c in per_spec]) for k in per_spec[0]}

@@ -14,6 +14,13 @@ def load_model(model: str, overrides: dict | None = None, attention: str = "flas
     return build_model(path, overrides or {}, attention, path.stem)
 
 
+def model_defaults(model: str) -> dict:
+    """The workload parameters a model declares, with their defaults, without building it."""
+    from .loader import load_yaml
+    params = load_yaml(resolve("models", model)).get("params")
+    return dict(params) if isinstance(params, dict) else {}
+
+
 def cost(built: Model, table: KernelTable, hw: Hardware, terms: Terms = FULL) -> Result:
     cols = hardware_columns(table, [hw.spec])
     one = {k: v[0] for k, v in evaluate(table, cols, terms).items()}

@@ -1,0 +1,36 @@
+"""Sweep throughput: ns per (kernel x design point) for sd15 at 10^5 design points, and the speed-up over
+calling the single-point path in a loop, measured in the same run.
+
+Targets (issue: design-space sweeps): <= 20 ns per (op x design point); >= 100x faster than the loop.
+Run: python bench/bench_sweep.py [points]
+"""
+import sys
+import time
+
+from simulator import sweep as sw
+from simulator.simulate import run
+
+
+def main(points=100_000):
+    plan = sw.plan(["sd15"], "h100", ["compute.fp16=200e12:4000e12:1000:log",
+                                      f"memory.bandwidth=1e12:16e12:{points // 1000}:log"], [])
+    kernels = len(plan.jobs[0].table)
+    start = time.perf_counter()
+    n = 0
+    for rows, n in sw.run_local(plan):
+        pass
+    vectorised = time.perf_counter() - start
+    per_point = vectorised / n
+    print(f"sd15 on h100: {kernels} kernels, {n:,} design points in {vectorised:.2f} s "
+          f"({1e9 * vectorised / (n * kernels):.1f} ns per kernel x point; target <= 20)")
+    loop_points = 20
+    start = time.perf_counter()
+    for i in range(loop_points):
+        run("sd15", "h100", hw_overrides={"memory.bandwidth": 1e12 * (1 + i)})
+    loop = (time.perf_counter() - start) / loop_points
+    print(f"single-point run() in a loop: {1e3 * loop:.1f} ms per point; vectorised {1e6 * per_point:.2f} us per "
+          f"point: {loop / per_point:,.0f}x faster (target >= 100x)")
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:]))

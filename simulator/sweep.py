@@ -1,0 +1,351 @@
+"""Design-space sweeps: many hardware design points (and workloads) through the same vectorised engine.
+
+The design space is a grid (cartesian product of `--vary` axes) or `samples` random points (Latin hypercube,
+log-uniform on `:log` ranges). Workload axes (`--vary-workload`) are always a grid: each distinct workload is
+one model build, and every hardware point is evaluated against it in blocks of `chunk` points, so memory stays
+bounded for 10^7 points and rows stream to the output as they are computed.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .engine import BOUNDS, FULL, KernelTable, Terms, compact, evaluate, lower
+from .errors import SpecError, closest
+from .graph import parse_value
+from .hardware import columns_from, field_paths, load_hardware, settable_paths
+from .ops import CATEGORIES
+from .simulate import load_model, model_defaults
+
+DEFAULT_MAX_POINTS = 10**7
+DEFAULT_CHUNK_ELEMENTS = 1 << 17  # design points x kernels evaluated at once: ~1 MB arrays stay in cache
+
+
+@dataclass(frozen=True)
+class Axis:
+    path: str
+    values: tuple = ()                  # an explicit list
+    start: float | None = None          # or a range
+    stop: float | None = None
+    num: int = 0
+    log: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.values) if self.values else self.num
+
+    def grid(self) -> np.ndarray:
+        if self.values:
+            return np.array(self.values, dtype=np.float64)
+        if self.log:
+            return np.geomspace(self.start, self.stop, self.num)
+        return np.linspace(self.start, self.stop, self.num)
+
+    def sample(self, u: np.ndarray) -> np.ndarray:
+        """Map uniform [0, 1) draws onto the axis (log-uniform for log ranges, a choice for lists)."""
+        if self.values:
+            return np.array(self.values, dtype=np.float64)[np.minimum((u * len(self.values)).astype(int),
+                                                                      len(self.values) - 1)]
+        if self.log:
+            return np.exp(np.log(self.start) + u * (np.log(self.stop) - np.log(self.start)))
+        return self.start + u * (self.stop - self.start)
+
+
+def parse_axis(text: str, flag: str) -> Axis:
+    """`path=a,b,c` or `path=start:stop:num[:log]`."""
+    path, sep, spec = text.partition("=")
+    path = path.strip()
+    if not sep or not path or not spec:
+        raise SpecError(f"{flag} {text}: expected FIELD=a,b,c or FIELD=start:stop:num[:log]")
+
+    def number(s):
+        v = parse_value(s.strip())
+        if isinstance(v, (bool, str)):
+            raise SpecError(f"{flag} {text}: '{s}' is not a number")
+        if v < 0:
+            raise SpecError(f"{flag} {text}: values must not be negative, got {s}")
+        return v
+
+    if ":" in spec:
+        parts = spec.split(":")
+        log = parts[-1].strip() == "log"
+        if log:
+            parts = parts[:-1]
+        if len(parts) != 3:
+            raise SpecError(f"{flag} {text}: a range is start:stop:num or start:stop:num:log")
+        start, stop = number(parts[0]), number(parts[1])
+        num = number(parts[2])
+        if not isinstance(num, int) or num < 1:
+            raise SpecError(f"{flag} {text}: the number of points must be a whole number of at least 1")
+        if stop < start:
+            raise SpecError(f"{flag} {text}: empty range (stop {stop} is below start {start})")
+        if log and start <= 0:
+            raise SpecError(f"{flag} {text}: a log range needs a positive start")
+        return Axis(path, start=float(start), stop=float(stop), num=num, log=log)
+    values = tuple(number(v) for v in spec.split(",") if v.strip())
+    if not values:
+        raise SpecError(f"{flag} {text}: empty list of values")
+    return Axis(path, values=values)
+
+
+@dataclass
+class DesignSpace:
+    axes: list                 # hardware axes
+    samples: int | None = None
+    seed: int = 0
+
+    @property
+    def size(self) -> int:
+        if self.samples is not None:
+            return self.samples
+        return math.prod(a.size for a in self.axes) if self.axes else 1
+
+    def points(self, start: int, stop: int) -> dict:
+        """Values of every axis for design points [start, stop), without building the whole space."""
+        if not self.axes:
+            return {}
+        idx = np.arange(start, stop)
+        if self.samples is not None:
+            # Latin hypercube: each axis visits its `samples` strata once, in an order given by a random affine
+            # permutation (stratum = a*i + b mod N, a coprime with N), with a random offset inside the stratum.
+            # Computed block by block, so 10^7 samples need no 10^7-long arrays.
+            n = self.samples
+            rng = np.random.default_rng(self.seed)
+            out = {}
+            for k, axis in enumerate(self.axes):
+                a = int(rng.integers(1, max(n, 2)))
+                while math.gcd(a, n) != 1:
+                    a = a % n + 1
+                b = int(rng.integers(0, n))
+                strata = (a * idx + b) % n
+                jitter = np.random.default_rng([self.seed, k, start]).random(len(idx))
+                out[axis.path] = axis.sample((strata + jitter) / n)
+            return out
+        grids = [a.grid() for a in self.axes]
+        sizes = [len(g) for g in grids]
+        out = {}
+        for axis, g, pos in zip(self.axes, grids, np.unravel_index(idx, sizes)):
+            out[axis.path] = g[pos]
+        return out
+
+
+@dataclass
+class Job:
+    """One model at one workload: what evaluating a block of design points needs (small, picklable)."""
+    model: str
+    workload: dict
+    family: str
+    stages: list
+    items: tuple               # ("images", count) per inference
+    peak_memory_bytes: float
+    spec: object               # base HardwareSpec
+    peaks: list
+    table: KernelTable
+    by_stage: np.ndarray       # [kernels, stages] counts
+    by_category: np.ndarray    # [kernels, categories] counts
+    terms: Terms = FULL
+
+
+def _job(model_id: str, workload: dict, overrides: dict, spec, attention: str, terms: Terms) -> Job:
+    built = load_model(model_id, {**overrides, **workload}, attention)
+    table = compact(lower(built))
+    n_st = len(built.stages)
+    by_stage = np.zeros((len(table), n_st))
+    by_stage[np.arange(len(table)), table.stage] = table.count
+    by_cat = np.zeros((len(table), len(CATEGORIES)))
+    by_cat[np.arange(len(table)), table.category] = table.count
+    batch = built.params.get("batch", 1)
+    if built.family == "llm":
+        items = ("tokens", batch * built.params.get("output_tokens", 1))
+    elif built.family == "ttv":
+        items = ("videos", batch)
+    else:
+        items = ("images", batch)
+    peak_mem = built.weight_bytes + max(s.peak_activation_bytes + s.state_bytes for s in built.stages)
+    return Job(built.id, workload, built.family, [s.name for s in built.stages], items, peak_mem, spec,
+               table.peaks, table, by_stage, by_cat, terms)
+
+
+def evaluate_block(job: Job, varied: dict) -> dict:
+    """Rows (as columns) for one block of design points of one job. Used by every executor."""
+    n = len(next(iter(varied.values()))) if varied else 1
+    cols = columns_from(job.spec, job.peaks, varied, n)
+    c = evaluate(job.table, cols, job.terms)
+    time = c["time"]
+    total = time @ job.table.count
+    rows = {"model": np.full(n, job.model, dtype=object)}
+    for k, v in job.workload.items():
+        rows[k] = np.full(n, v)
+    for k, v in varied.items():
+        rows[k] = np.asarray(v)
+    rows["time_s"] = total
+    # one matrix-vector product per group: BLAS gemv is far faster here than a skinny gemm
+    for i, name in enumerate(job.stages):
+        rows[f"stage_{name}_s"] = time @ np.ascontiguousarray(job.by_stage[:, i])
+    for i, name in enumerate(CATEGORIES):
+        rows[f"{name}_s"] = time @ np.ascontiguousarray(job.by_category[:, i])
+    for b, name in enumerate(BOUNDS):
+        rows[f"{name}_bound_share"] = (time * (c["bound"] == b)) @ job.table.count / total
+    rows["peak_memory_bytes"] = np.full(n, float(job.peak_memory_bytes))
+    rows["fits"] = job.peak_memory_bytes <= cols["capacity"]
+    item, count = job.items
+    rows[f"{item}_per_s"] = count / total
+    tdp = varied.get("tdp_w", job.spec.tdp_w)
+    if tdp is not None:
+        rows[f"{item}_per_s_per_w"] = count / total / np.asarray(tdp, dtype=np.float64)
+    return rows
+
+
+@dataclass
+class Sweep:
+    jobs: list
+    space: DesignSpace
+    chunk: int
+    columns: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+    @property
+    def total_points(self) -> int:
+        return len(self.jobs) * self.space.size
+
+    def blocks(self):
+        """(job, start, stop) for every block, in output order."""
+        for job in self.jobs:
+            for start in range(0, self.space.size, self.chunk):
+                yield job, start, min(start + self.chunk, self.space.size)
+
+
+def plan(models: list[str], hardware: str, vary: list[str], vary_workload: list[str], overrides: dict | None = None,
+         hw_overrides: dict | None = None, attention: str = "flash", terms: Terms = FULL,
+         samples: int | None = None, seed: int = 0, max_points: int = DEFAULT_MAX_POINTS) -> Sweep:
+    """Validate everything and build the models; nothing is evaluated or written yet."""
+    if not models:
+        raise SpecError("sweep: give at least one model")
+    base = load_hardware(hardware, hw_overrides)
+    allowed = settable_paths(field_paths(base.spec.model_dump())) | {"tdp_w"}
+    axes = [parse_axis(v, "--vary") for v in vary]
+    for axis in axes:
+        if axis.path not in allowed:
+            raise SpecError(f"--vary {axis.path}: unknown hardware field{closest(axis.path, allowed)}")
+    if len({a.path for a in axes}) != len(axes):
+        raise SpecError("--vary: a field is varied twice")
+    for axis in axes:  # the schema's bounds (positive rates, efficiencies <= 1, ...) at both ends of each axis
+        grid = axis.grid()
+        for value in (grid.min(), grid.max()):
+            load_hardware(hardware, {**(hw_overrides or {}), axis.path: float(value)})
+    if samples is not None and samples < 1:
+        raise SpecError("--samples must be at least 1")
+    space = DesignSpace(axes, samples, seed)
+    w_axes = [parse_axis(v, "--vary-workload") for v in vary_workload]
+    workloads = []
+    for combo in itertools.product(*[a.grid() for a in w_axes]):
+        workloads.append({a.path: (int(v) if float(v).is_integer() else float(v)) for a, v in zip(w_axes, combo)})
+    total = len(models) * len(workloads) * space.size
+    if total > max_points and samples is None:
+        raise SpecError(f"the grid has {total:,} points, more than --max-points {max_points:,}; "
+                        "use --samples N for a random subset or raise --max-points")
+    # --set and --vary-workload apply to the models that declare the parameter; a name none declares is an error
+    declared = {m: model_defaults(m) for m in models}
+    for name in list(overrides or {}) + [a.path for a in w_axes]:
+        if not any(name in d for d in declared.values()):
+            known = sorted({k for d in declared.values() for k in d})
+            raise SpecError(f"--set/--vary-workload {name}: no model in this sweep has that workload parameter"
+                            f"{closest(name, known)}")
+    jobs = []
+    for m in models:
+        mine = {k: v for k, v in (overrides or {}).items() if k in declared[m]}
+        for w in dict.fromkeys(tuple((k, v) for k, v in w.items() if k in declared[m]) for w in workloads):
+            jobs.append(_job(m, dict(w), mine, base.spec, attention, terms))
+    kernels = max(len(j.table) for j in jobs)
+    chunk = max(1, DEFAULT_CHUNK_ELEMENTS // max(kernels, 1))
+    sweep = Sweep(jobs, space, chunk)
+    for axis in axes:
+        used_by = [j.model for j in jobs if axis.path in engine_fields(j)]
+        if not used_by and axis.path.startswith(("compute.", "vector.")):
+            dtypes = sorted({d for j in jobs for _, d in j.peaks})
+            sweep.warnings.append(f"--vary {axis.path} does not change any time: the models compute in "
+                                  f"{', '.join(dtypes)} (vary that rate, or --set dtype=...)")
+    columns = ["model"] + [a.path for a in w_axes] + [a.path for a in axes] + ["time_s"]
+    for job in jobs:
+        columns += [f"stage_{s}_s" for s in job.stages if f"stage_{s}_s" not in columns]
+    columns += [f"{c}_s" for c in CATEGORIES] + [f"{b}_bound_share" for b in BOUNDS]
+    columns += ["peak_memory_bytes", "fits"]
+    for job in jobs:
+        item = job.items[0]
+        extra = [f"{item}_per_s"] + ([f"{item}_per_s_per_w"] if (job.spec.tdp_w or "tdp_w" in space_paths(space))
+                                     else [])
+        columns += [c for c in extra if c not in columns]
+    sweep.columns = columns
+    return sweep
+
+
+def engine_fields(job: Job) -> set:
+    """Hardware fields that the engine reads for this job (the others only label the rows)."""
+    from .hardware import COLUMN_FIELDS, rate_field
+    fields = field_paths(job.spec.model_dump())
+    used = {next(p for p in paths if p in fields) for paths in COLUMN_FIELDS.values()}
+    used |= {p for p in (rate_field(fields, job.spec.dtype_substitutes, u, d) for u, d in job.peaks) if p}
+    return used
+
+
+def space_paths(space: DesignSpace) -> set:
+    return {a.path for a in space.axes}
+
+
+def concat(blocks: list, columns: list) -> dict:
+    """Blocks of rows -> one column per name; columns a block lacks (another model's stages) are NaN."""
+    out = {}
+    for c in columns:
+        parts = []
+        for b in blocks:
+            n = len(b["time_s"])
+            parts.append(np.asarray(b[c]) if c in b else np.full(n, np.nan))
+        out[c] = np.concatenate(parts) if parts else np.array([])
+    return out
+
+
+def run_local(sweep: Sweep):
+    """Evaluate block by block in this process, yielding (rows, points done)."""
+    done = 0
+    for job, start, stop in sweep.blocks():
+        rows = evaluate_block(job, sweep.space.points(start, stop))
+        done += stop - start
+        yield rows, done
+
+
+def run_dask(sweep: Sweep, scheduler: str | None = None, max_in_flight: int = 16):
+    """The same blocks evaluated on a Dask distributed cluster, yielded in the same order as run_local."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise SpecError("--executor dask needs the optional extra: pip install -e \".[dask]\"") from None
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                               processes=True)
+        client = Client(cluster)
+    try:
+        futures, done = [], 0
+        blocks = list(sweep.blocks())
+        scattered = {id(j): client.scatter(j, broadcast=True) for j in sweep.jobs}
+        pending = iter(blocks)
+        for job, start, stop in itertools.islice(pending, max_in_flight):
+            futures.append((client.submit(evaluate_block, scattered[id(job)], sweep.space.points(start, stop),
+                                          pure=False), stop - start))
+        while futures:
+            future, n = futures.pop(0)
+            rows = future.result()
+            for job, start, stop in itertools.islice(pending, 1):
+                futures.append((client.submit(evaluate_block, scattered[id(job)], sweep.space.points(start, stop),
+                                              pure=False), stop - start))
+            done += n
+            yield rows, done
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

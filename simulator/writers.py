@@ -1,0 +1,114 @@
+"""Streaming row writers for sweep results: CSV, JSON (an array of objects) and Parquet (needs pyarrow).
+
+Rows arrive as blocks of columns (numpy arrays). Each writer leaves a valid file after every block, so an
+interrupted sweep keeps what it computed: CSV rows are flushed, the JSON array and the Parquet footer are
+closed by `close()`, which the caller runs on Ctrl-C too.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SpecError
+
+FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
+
+
+def _plain(value):
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+class CsvWriter:
+    def __init__(self, path: Path, columns: list):
+        self.fh = open(path, "w", newline="", encoding="utf-8")
+        self.columns = columns
+        self.writer = csv.writer(self.fh)
+        self.writer.writerow(columns)
+
+    def write(self, block: dict) -> None:
+        n = len(block["time_s"])
+        cols = [block.get(c) for c in self.columns]
+        for i in range(n):
+            self.writer.writerow(["" if c is None else _plain(c[i]) for c in cols])
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+class JsonWriter:
+    def __init__(self, path: Path, columns: list):
+        self.fh = open(path, "w", encoding="utf-8")
+        self.columns = columns
+        self.first = True
+        self.fh.write("[")
+
+    def write(self, block: dict) -> None:
+        n = len(block["time_s"])
+        present = [c for c in self.columns if c in block]
+        for i in range(n):
+            row = {c: _plain(block[c][i]) for c in present}
+            self.fh.write(("\n" if self.first else ",\n") + json.dumps(row))
+            self.first = False
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.write("\n]\n")
+        self.fh.close()
+
+
+class ParquetWriter:
+    def __init__(self, path: Path, columns: list):
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise SpecError("writing .parquet needs pyarrow (pip install pyarrow); use .csv or .json") from None
+        self.pa, self.pq, self.path, self.columns = pa, pq, path, columns
+        self.writer = None
+
+    def write(self, block: dict) -> None:
+        pa = self.pa
+        n = len(block["time_s"])
+        arrays = []
+        for c in self.columns:
+            values = block.get(c)
+            if values is None:
+                arrays.append(pa.nulls(n, pa.float64() if c != "model" else pa.string()))
+            elif values.dtype == object:
+                arrays.append(pa.array([str(v) for v in values], pa.string()))
+            else:
+                arrays.append(pa.array(values.astype(np.float64) if values.dtype.kind in "iuf" else values))
+        table = pa.Table.from_arrays(arrays, names=self.columns)
+        if self.writer is None:
+            self.writer = self.pq.ParquetWriter(str(self.path), table.schema)
+        self.writer.write_table(table.cast(self.writer.schema))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def open_writer(path: str, columns: list):
+    target = Path(path)
+    fmt = FORMATS.get(target.suffix.lower())
+    if fmt is None:
+        raise SpecError(f"--out {path}: unknown format '{target.suffix}'; use .csv, .json or .parquet")
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise SpecError("writing .parquet needs pyarrow (pip install pyarrow); use .csv or .json") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return {"csv": CsvWriter, "json": JsonWriter, "parquet": ParquetWriter}[fmt](target, columns)
