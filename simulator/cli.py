@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from . import report
-from .engine import FULL, ROOFLINE
+from .engine import FUSIONS, ROOFLINE, Terms
 from .errors import SpecError, unknown
 from .graph import ATTENTION_MODES, parse_value
 from .hardware import load_hardware
@@ -66,7 +66,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attention", default="flash", help="attention implementation: flash (fused) or math "
                    "(materialises the score matrix)")
     p.add_argument("--roofline", action="store_true",
-                   help="bare roofline: no tile/wave quantisation, achievable fractions or launch overhead")
+                   help="bare roofline: every efficiency term off")
+    p.add_argument("--disable", default="", metavar="TERM[,TERM]",
+                   help="switch efficiency terms off: tile, wave, achievable, overhead, attention, latency")
+    p.add_argument("--fusion", default="none", help="none (eager PyTorch) or elementwise (elementwise ops fused "
+                   "into their producers, as torch.compile / TensorRT do)")
     p.add_argument("--out", help="write to this file (atomically) instead of standard output")
 
 
@@ -163,7 +167,7 @@ def sweep_command(args, overrides, hw_overrides, terms) -> int:
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     plan = sw.plan(models, args.hardware, args.vary, args.vary_workload, overrides, hw_overrides, args.attention,
-                   terms, args.samples, args.seed, args.max_points)
+                   terms, args.samples, args.seed, args.max_points, args.fusion)
     varied = [a.path for a in plan.space.axes]
     workload = [c for c in plan.columns[1:] if c not in varied and c != "time_s"][:len(args.vary_workload)]
     if args.plot:
@@ -209,11 +213,15 @@ def main(argv: list | None = None) -> int:
         overrides = _pairs(args.set, "--set", numeric=False)
         hw_overrides = _pairs(args.hw_set, "--hw-set", numeric=True)
         _choice(args.attention, ATTENTION_MODES, "--attention")
-        terms = ROOFLINE if args.roofline else FULL
+        disabled = [t.strip() for t in args.disable.split(",") if t.strip()]
+        for t in disabled:
+            _choice(t, Terms.NAMES, "--disable")
+        terms = ROOFLINE if args.roofline else Terms.without(disabled)
+        _choice(args.fusion, FUSIONS, "--fusion")
         if args.command == "run":
             fmt = _choice(args.format, ("table", "csv", "json"), "--format")
             by = _choice(args.by, GROUPINGS, "--by")
-            result = run(args.model, args.hardware, overrides, hw_overrides, args.attention, terms)
+            result = run(args.model, args.hardware, overrides, hw_overrides, args.attention, terms, args.fusion)
             for w in result.warnings:
                 print(f"warning: {w}", file=sys.stderr)
             text = {"table": lambda: report.table(result, by), "csv": lambda: report.to_csv(result, by),
@@ -229,7 +237,7 @@ def main(argv: list | None = None) -> int:
             names = [h.strip() for h in args.hardware.split(",") if h.strip()]
             if not names:
                 raise SpecError("--hardware: give at least one device")
-            results = compare(args.model, names, overrides, hw_overrides, args.attention, terms)
+            results = compare(args.model, names, overrides, hw_overrides, args.attention, terms, args.fusion)
             _emit(report.compare_table(results) if fmt == "table" else report.compare_json(results), args.out)
         return 0
     except SpecError as exc:

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .dtypes import BYTES
+from .errors import SpecError, unknown
 from .graph import Model
 from .hardware import columns
-from .ops import CATEGORIES, UNITS
+from .ops import CATEGORIES, UNITS, numel
 
 BOUNDS = ("compute", "memory", "overhead")
 
@@ -27,13 +29,21 @@ class Terms:
     wave: bool = True        # tiles run in whole waves over the cores
     achievable: bool = True  # best measured fraction of peak compute and bandwidth
     overhead: bool = True    # per-kernel launch overhead
+    attention: bool = True   # fused attention's query/key blocks and padded head dim (else a plain GEMM)
+    latency: bool = True     # each kernel waits one DRAM round trip before data streams
+
+    NAMES = ("tile", "wave", "achievable", "overhead", "attention", "latency")
 
     def describe(self) -> str:
-        on = [name for name in ("tile", "wave", "achievable", "overhead") if getattr(self, name)]
+        on = [name for name in self.NAMES if getattr(self, name)]
         return "roofline only" if not on else "roofline + " + ", ".join(on)
 
+    @classmethod
+    def without(cls, names) -> "Terms":
+        return cls(**{n: n not in names for n in cls.NAMES})
 
-ROOFLINE = Terms(False, False, False, False)
+
+ROOFLINE = Terms(False, False, False, False, False, False)
 FULL = Terms()
 
 
@@ -57,10 +67,44 @@ class KernelTable:
         return len(self.op)
 
 
-def lower(model: Model) -> KernelTable:
+FUSIONS = ("none", "elementwise")
+
+
+def _fusions(stage) -> tuple[dict, dict]:
+    """Elementwise ops that fold into the kernel producing their first input, as torch.compile or TensorRT
+    fuse them: possible when that kernel's output is read by nothing else. Returns the bytes each fused op no
+    longer reads and each producer no longer writes (the intermediate tensor never reaches memory)."""
+    readers, producer = {}, {}
+    for op in stage.ops:
+        if not op.result.kernels:
+            continue
+        for t in op.inputs:
+            readers.setdefault(stage.tensors[t].storage, []).append(op.index)
+        for t in op.outputs:
+            if stage.tensors[t].storage == t and not op.per_iteration:
+                producer[t] = op.index
+    saved_read, saved_write = {}, {}
+    for op in stage.ops:
+        if op.category != "elementwise" or not op.result.kernels or not op.inputs or op.per_iteration:
+            continue
+        tensor = stage.tensors[op.inputs[0]]
+        p = producer.get(tensor.storage)
+        if p is None or readers.get(tensor.storage) != [op.index]:
+            continue
+        nbytes = numel(stage.tensors[tensor.storage].shape) * BYTES[stage.tensors[tensor.storage].dtype]
+        saved_read[op.index] = nbytes
+        saved_write[p] = saved_write.get(p, 0) + nbytes
+    return saved_read, saved_write
+
+
+def lower(model: Model, fusion: str = "none") -> KernelTable:
+    """The model's kernels as table rows. `fusion="elementwise"` folds elementwise ops into their producers."""
+    if fusion not in FUSIONS:
+        raise SpecError(f"--fusion: {unknown('fusion mode', fusion, FUSIONS)}")
     ops, rows = [], []
     peaks: dict = {}
     for si, stage in enumerate(model.stages):
+        saved_read, saved_write = _fusions(stage) if fusion == "elementwise" else ({}, {})
         for op in stage.ops:
             oid = len(ops)
             ops.append((si, op))
@@ -70,10 +114,18 @@ def lower(model: Model) -> KernelTable:
             else:
                 runs = [(op.result, op.count * stage.repeat)]
             for res, count in runs:
-                for k in res.kernels:
-                    unit = "vector" if k.unit == "none" else k.unit  # copies never use compute, peak is moot
+                last = len(res.kernels) - 1
+                for i, k in enumerate(res.kernels):
+                    # copies never use compute, so their peak is moot; fused attention has its own efficiency
+                    unit = "attention" if k.fused_attention else "vector" if k.unit == "none" else k.unit
                     p = peaks.setdefault((unit, op.dtype), len(peaks))
-                    rows.append((oid, si, cat, UNITS.index(k.unit), p, k.flops, k.bytes, *k.gemm, k.launches, count))
+                    nbytes, launches = k.bytes, k.launches
+                    if op.index in saved_read:
+                        nbytes, launches = nbytes - saved_read[op.index], 0
+                    if i == last and op.index in saved_write:
+                        nbytes -= saved_write[op.index]
+                    rows.append((oid, si, cat, UNITS.index(unit if k.fused_attention else k.unit), p, k.flops,
+                                 max(nbytes, 0.0), *k.gemm, launches, count))
     a = np.array(rows, dtype=np.float64).reshape(-1, 13)
     ints = a[:, :5].astype(np.int64)
     return KernelTable(ops, ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3], ints[:, 4], list(peaks), a[:, 5],
@@ -131,7 +183,33 @@ def quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
     return best
 
 
-TILE_COLUMNS = ("cores", "tile_m", "tile_n", "tile_k", "min_tile_m", "min_tile_n", "min_tile_k")
+TILE_COLUMNS = ("cores", "tile_m", "tile_n", "tile_k", "min_tile_m", "min_tile_n", "min_tile_k", "attn_q", "attn_k",
+                "attn_d")
+EFFICIENCY_OF_UNIT = {"matrix": "eff_matrix", "attention": "eff_attention", "vector": "eff_vector"}
+
+
+def attention_quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
+    """Factor >= 1 for a fused attention kernel: (batch x heads, Lq, Lk, head dim) in blocks.
+
+    Each core takes `attn_q` queries (fewer for short queries, down to the instruction's `min_tile_m`) and walks
+    the keys `attn_k` at a time; the head dimension pads to the kernel's supported size (`attn_d` multiple).
+    Short sequences (temporal attention over 8-32 frames) and small head dims waste most of each block. When
+    the query blocks cannot fill the cores (decode), the keys are split across cores (split-KV).
+    """
+    bh, lq, lk, d = (np.maximum(gemm[:, i], 1.0) for i in range(4))
+    cores = cols["cores"][:, None]
+    small = cols["min_tile_m"][:, None]
+    bq = np.minimum(cols["attn_q"][:, None], np.ceil(lq / small) * small)
+    bk, md = cols["attn_k"][:, None], cols["attn_d"][:, None]
+    factor = np.ones(np.broadcast_shapes(bq.shape, lq.shape))
+    if terms.tile:
+        factor = factor * _pad(lq, bq) * _pad(lk, bk) * _pad(d, md) / (lq * lk * d)
+    if terms.wave:
+        blocks = bh * np.ceil(lq / bq)
+        splits = np.clip(np.floor(cores / blocks), 1.0, np.ceil(lk / bk))
+        ctas = blocks * splits
+        factor = factor * np.ceil(ctas / cores) * cores / ctas
+    return factor
 
 
 def work(table: KernelTable, cols: dict, terms: Terms) -> np.ndarray:
@@ -141,17 +219,23 @@ def work(table: KernelTable, cols: dict, terms: Terms) -> np.ndarray:
     distinct (cores, tiles) combination, not once per design point.
     """
     flops = np.where(table.unit == UNITS.index("none"), 0.0, table.flops)[None, :]
-    matrix = table.unit == UNITS.index("matrix")
-    if not (terms.tile or terms.wave) or not matrix.any():
+    gemm = table.unit == UNITS.index("matrix")
+    fused = table.unit == UNITS.index("attention")
+    if not terms.attention:  # fused attention costed as one plain GEMM
+        gemm, fused = gemm | fused, np.zeros_like(fused)
+    if not (terms.tile or terms.wave or terms.attention) or not (gemm.any() or fused.any()):
         return flops
     keys = np.stack([np.asarray(cols[c], dtype=np.float64) for c in TILE_COLUMNS], axis=1)
     if (keys == keys[0]).all():  # the usual case: tiles and cores are not varied
         distinct, inverse = keys[:1], np.zeros(len(keys), dtype=np.int64)
     else:
         distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
-    factor = quantisation(table.gemm[matrix], {c: distinct[:, i] for i, c in enumerate(TILE_COLUMNS)}, terms)
+    per = {c: distinct[:, i] for i, c in enumerate(TILE_COLUMNS)}
     out = np.repeat(flops, len(distinct), axis=0)
-    out[:, matrix] *= factor
+    if gemm.any() and (terms.tile or terms.wave):
+        out[:, gemm] *= quantisation(table.gemm[gemm], per, terms)
+    if fused.any() and (terms.tile or terms.wave):
+        out[:, fused] *= attention_quantisation(table.gemm[fused], per, terms)
     return out if len(distinct) == 1 else out[inverse.ravel()]
 
 
@@ -163,11 +247,13 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
     """
     peak_cols = np.stack([cols[f"peak:{u}:{d}"] for u, d in table.peaks], axis=1)  # [P, npeaks]
     if terms.achievable:
-        unit_eff = [cols["eff_matrix"] if u == "matrix" else cols["eff_vector"] for u, _ in table.peaks]
+        unit_eff = [cols[EFFICIENCY_OF_UNIT[u]] for u, _ in table.peaks]
         peak_cols = peak_cols * np.stack(unit_eff, axis=1)
     compute = work(table, cols, terms) * (1.0 / peak_cols)[:, table.peak]
     bandwidth = cols["bandwidth"] * (cols["eff_memory"] if terms.achievable else 1.0)
     memory = np.multiply.outer(1.0 / bandwidth, table.bytes)
+    if terms.latency:  # small transfers do not reach full bandwidth: one round trip before data streams
+        memory += np.multiply.outer(cols["memory_latency"], table.bytes > 0)
     launch = cols["launch_overhead"] if terms.overhead else np.zeros_like(bandwidth)
     overhead = np.multiply.outer(launch, table.launches)
     mx = np.maximum(compute, memory)

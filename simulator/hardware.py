@@ -123,6 +123,10 @@ COLUMN_FIELDS = {
     "min_tile_k": ("min_tile.k", "matrix_tile.k"),
     "eff_matrix": ("efficiency.matrix",), "eff_vector": ("efficiency.vector",), "eff_memory": ("efficiency.memory",),
     "launch_overhead": ("efficiency.launch_overhead_s",),
+    "eff_attention": ("efficiency.attention", "efficiency.matrix"),
+    "memory_latency": ("efficiency.memory_latency_s", None),
+    "attn_q": ("attention_tile.q", "matrix_tile.m"), "attn_k": ("attention_tile.k", "matrix_tile.n"),
+    "attn_d": ("attention_tile.head_dim_multiple", "matrix_tile.k"),
 }
 
 
@@ -152,10 +156,11 @@ def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = N
     fields = {**field_paths(spec.model_dump()), **varied}
     cols = {}
     for col, paths in COLUMN_FIELDS.items():
-        path = next(p for p in paths if p in fields)
-        cols[col] = np.broadcast_to(np.asarray(fields[path], dtype=np.float64), (n,))
+        path = next(p for p in paths if p is None or p in fields)
+        value = 0.0 if path is None else fields[path]  # an absent optional term costs nothing
+        cols[col] = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
     for unit, dtype in peaks:
-        path = rate_field(fields, spec.dtype_substitutes, unit, dtype)
+        path = rate_field(fields, spec.dtype_substitutes, "matrix" if unit == "attention" else unit, dtype)
         if path is None:
             have = ", ".join(sorted(spec.compute)) or "none"
             raise SpecError(f"hardware '{spec.name}' has no matrix-unit rate for {dtype} (has: {have}); "

@@ -18,7 +18,7 @@ from typing import Callable
 from .dtypes import BYTES
 
 CATEGORIES = ("conv", "linear", "attention", "norm", "elementwise", "other")
-UNITS = ("none", "matrix", "vector")
+UNITS = ("none", "matrix", "vector", "attention")  # attention: a fused attention kernel on the matrix unit
 REQUIRED = object()
 
 
@@ -39,13 +39,15 @@ class Attr:
 
 @dataclass
 class Kernel:
-    """One device kernel. `gemm` = (batch, m, n, k) when it runs on the matrix unit, for tile/wave quantisation."""
+    """One device kernel. `gemm` = (batch, m, n, k) when it runs on the matrix unit, for tile/wave quantisation;
+    for a fused attention kernel (`fused_attention`) it is (batch x heads, query length, key length, head dim)."""
     suffix: str
     unit: str
     flops: float
     bytes: float
     gemm: tuple = (0, 0, 0, 0)
     launches: int = 1
+    fused_attention: bool = False
 
 
 @dataclass
@@ -234,7 +236,8 @@ def attention(c: OpCall) -> OpResult:
     if c.attention == "flash":
         pairs = _causal_pairs(lq, lk) if c.attrs["causal"] else lq * lk
         flops = 2.0 * bh * pairs * (d + dv)
-        return OpResult([out], [_gemm("", bh, lq, lk, d + dv, qkvo, flops)])
+        kernel = Kernel("", "matrix", float(flops), float(qkvo), (bh, lq, lk, max(d, dv)), fused_attention=True)
+        return OpResult([out], [kernel])
     scores = bh * lq * lk * c.dbytes
     kernels = [
         _gemm(".qk", bh, lq, lk, d, c.in_bytes(0) + c.in_bytes(1) + scores),

@@ -25,6 +25,7 @@ class Result:
     costs: dict           # per-kernel arrays (one design point)
     roofline: dict        # the same with every efficiency term off
     warnings: list = field(default_factory=list)
+    fusion: str = "none"
 
     # ---------------------------------------------------------------------------------------- totals
     @property
@@ -134,6 +135,7 @@ class Result:
             "hardware": self.hardware.id,
             "hardware_name": self.hardware.name,
             "attention": m.attention,
+            "fusion": self.fusion,
             "efficiency": self.terms.describe(),
             "params": {k: v for k, v in m.params.items()},
             "totals": {

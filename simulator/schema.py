@@ -89,6 +89,16 @@ class Efficiency(_Strict):
     vector: float = Field(gt=0, le=1)
     memory: float = Field(gt=0, le=1)
     launch_overhead_s: float = Field(ge=0)
+    attention: float | None = Field(default=None, gt=0, le=1)       # fused attention, of matrix peak; else matrix
+    memory_latency_s: float | None = Field(default=None, ge=0)      # DRAM round trip a kernel waits once
+
+
+class AttentionTile(_Strict):
+    """Work decomposition of the fused attention kernel (FlashAttention-style): each core takes a block of
+    `q` queries and walks the keys `k` at a time; head dimensions are padded to `head_dim_multiple`."""
+    q: int = Positive
+    k: int = Positive
+    head_dim_multiple: int = Positive
 
 
 def _rates(v: dict, what: str) -> dict:
@@ -114,6 +124,7 @@ class HardwareSpec(_Strict):
     interconnect_bandwidth: float = Field(ge=0)
     matrix_tile: Tile
     min_tile: Tile | None = None               # smallest tile for skinny GEMMs (matrix instruction shape)
+    attention_tile: AttentionTile | None = None
     efficiency: Efficiency
 
     @field_validator("compute")

@@ -33,14 +33,21 @@ def cost(built: Model, table: KernelTable, hw: Hardware, terms: Terms = FULL) ->
 
 
 def compare(model: str, hardware: list[str], overrides: dict | None = None, hw_overrides: dict | None = None,
-            attention: str = "flash", terms: Terms = FULL) -> list[Result]:
+            attention: str = "flash", terms: Terms = FULL, fusion: str = "none") -> list[Result]:
     """The same model on several devices; the model is built and lowered once."""
     built = load_model(model, overrides, attention)
-    table = lower(built)
-    return [cost(built, table, load_hardware(name, hw_overrides), terms) for name in hardware]
+    table = lower(built, fusion)
+    results = [cost(built, table, load_hardware(name, hw_overrides), terms) for name in hardware]
+    for r in results:
+        r.fusion = fusion
+    return results
 
 
 def run(model: str, hardware: str = "a100", overrides: dict | None = None, hw_overrides: dict | None = None,
-        attention: str = "flash", terms: Terms = FULL) -> Result:
-    """Cost one model (built-in id or YAML path) on one device (id or YAML path)."""
-    return compare(model, [hardware], overrides, hw_overrides, attention, terms)[0]
+        attention: str = "flash", terms: Terms = FULL, fusion: str = "none") -> Result:
+    """Cost one model (built-in id or YAML path) on one device (id or YAML path).
+
+    `fusion="elementwise"` models a compiled deployment (torch.compile, TensorRT) that folds elementwise ops
+    into their producers; `terms` switches the efficiency effects (FULL, ROOFLINE, Terms.without({...})).
+    """
+    return compare(model, [hardware], overrides, hw_overrides, attention, terms, fusion)[0]

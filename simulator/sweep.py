@@ -149,9 +149,10 @@ class Job:
     terms: Terms = FULL
 
 
-def _job(model_id: str, workload: dict, overrides: dict, spec, attention: str, terms: Terms) -> Job:
+def _job(model_id: str, workload: dict, overrides: dict, spec, attention: str, terms: Terms,
+         fusion: str = "none") -> Job:
     built = load_model(model_id, {**overrides, **workload}, attention)
-    table = compact(lower(built))
+    table = compact(lower(built, fusion))
     n_st = len(built.stages)
     by_stage = np.zeros((len(table), n_st))
     by_stage[np.arange(len(table)), table.stage] = table.count
@@ -220,7 +221,8 @@ class Sweep:
 
 def plan(models: list[str], hardware: str, vary: list[str], vary_workload: list[str], overrides: dict | None = None,
          hw_overrides: dict | None = None, attention: str = "flash", terms: Terms = FULL,
-         samples: int | None = None, seed: int = 0, max_points: int = DEFAULT_MAX_POINTS) -> Sweep:
+         samples: int | None = None, seed: int = 0, max_points: int = DEFAULT_MAX_POINTS,
+         fusion: str = "none") -> Sweep:
     """Validate everything and build the models; nothing is evaluated or written yet."""
     if not models:
         raise SpecError("sweep: give at least one model")
@@ -258,7 +260,7 @@ def plan(models: list[str], hardware: str, vary: list[str], vary_workload: list[
     for m in models:
         mine = {k: v for k, v in (overrides or {}).items() if k in declared[m]}
         for w in dict.fromkeys(tuple((k, v) for k, v in w.items() if k in declared[m]) for w in workloads):
-            jobs.append(_job(m, dict(w), mine, base.spec, attention, terms))
+            jobs.append(_job(m, dict(w), mine, base.spec, attention, terms, fusion))
     kernels = max(len(j.table) for j in jobs)
     chunk = max(1, DEFAULT_CHUNK_ELEMENTS // max(kernels, 1))
     sweep = Sweep(jobs, space, chunk)
@@ -286,8 +288,9 @@ def engine_fields(job: Job) -> set:
     """Hardware fields that the engine reads for this job (the others only label the rows)."""
     from .hardware import COLUMN_FIELDS, rate_field
     fields = field_paths(job.spec.model_dump())
-    used = {next(p for p in paths if p in fields) for paths in COLUMN_FIELDS.values()}
-    used |= {p for p in (rate_field(fields, job.spec.dtype_substitutes, u, d) for u, d in job.peaks) if p}
+    used = {next(p for p in paths if p is None or p in fields) for paths in COLUMN_FIELDS.values()} - {None}
+    used |= {p for p in (rate_field(fields, job.spec.dtype_substitutes, "matrix" if u == "attention" else u, d)
+                         for u, d in job.peaks) if p}
     return used
 
 
