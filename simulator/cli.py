@@ -8,6 +8,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from . import report
 from .engine import FUSIONS, ROOFLINE, Terms
 from .errors import SpecError, unknown
@@ -44,6 +46,7 @@ def write_atomic(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text if text.endswith("\n") else text + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; outputs are ordinary files
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -95,6 +98,42 @@ def build_parser() -> argparse.ArgumentParser:
                    "baseline for speed-ups")
     p.add_argument("--format", default="table", help="table or json")
     _common(p)
+    p = sub.add_parser("report", help="re-run a study's characterisation: report.md, figures, findings.json")
+    p.add_argument("which", help="paper (Golden et al., ISPASS 2024)")
+    p.add_argument("--hardware", default="a100", help="device (default a100)")
+    p.add_argument("--hw-set", action="append", metavar="FIELD=VALUE", default=[],
+                   help="override a numeric hardware field (repeatable)")
+    p.add_argument("--roofline", action="store_true", help="bare roofline: every efficiency term off")
+    p.add_argument("--out", default="report", help="output folder (default report/)")
+
+    p = sub.add_parser("plot", help="one figure: roofline, breakdown, seqlen, scaling, temporal")
+    p.add_argument("kind", help="roofline | breakdown | seqlen | scaling | temporal")
+    p.add_argument("models", help="model id(s), comma-separated")
+    p.add_argument("--hardware", default="a100", help="device (default a100)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[], help="workload override")
+    p.add_argument("--hw-set", action="append", metavar="FIELD=VALUE", default=[], help="hardware override")
+    p.add_argument("--attention", default="flash", help="flash or math (roofline, seqlen)")
+    p.add_argument("--out", required=True, help="figure file (.png, .svg or .pdf)")
+
+    p = sub.add_parser("calibrate", help="measure kernels on the local GPU with torch (optional dependency)")
+    p.add_argument("--out", required=True, help="CSV to write, e.g. measurements/h100.csv")
+    p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--quick", action=argparse.BooleanOptionalAction, default=None,
+                   help="a few tiny cases (default on the CPU) or the full plan (default on a GPU)")
+    p.add_argument("--repeats", type=int, help="timed calls per case (default 10 on a GPU, 5 on the CPU)")
+    p.add_argument("--warmup", type=int, help="untimed calls first (default 3 on a GPU, 1 on the CPU)")
+
+    p = sub.add_parser("fit", help="fit the efficiency parameters of a device to kernel measurements")
+    p.add_argument("measurements", help="CSV from `calibrate`")
+    p.add_argument("--hardware", required=True, help="the device measured (its file is the starting point)")
+    p.add_argument("--out", required=True, help="hardware YAML to write (inherits the device, overrides efficiency)")
+
+    p = sub.add_parser("validate", help="errors against held-out kernel measurements or published end-to-end runs")
+    p.add_argument("measurements", nargs="?", help="CSV from `calibrate` (held-out rows are used)")
+    p.add_argument("--hardware", help="device to predict with (a built-in id or a fitted YAML)")
+    p.add_argument("--public", nargs="?", const="measurements/public.yaml",
+                   help="compare with published end-to-end measurements (default measurements/public.yaml)")
+
     p = sub.add_parser("sweep", help="evaluate models over a grid or random sample of hardware design points")
     p.add_argument("models", help="comma-separated model ids or files")
     p.add_argument("--hardware", default="a100", help="base device whose fields are varied (default a100)")
@@ -204,15 +243,115 @@ def sweep_command(args, overrides, hw_overrides, terms) -> int:
     return 0
 
 
+def report_command(args, hw_overrides) -> int:
+    from . import paper
+    _choice(args.which, ("paper",), "report")
+    load_hardware(args.hardware, hw_overrides)  # fail fast on a bad device before minutes of work
+    print(f"characterising {sum(len(v) for v in paper.STUDY_MODELS.values())} models on {args.hardware} ...",
+          file=sys.stderr)
+    ch = paper.characterise(args.hardware, hw_overrides, ROOFLINE if args.roofline else Terms())
+    out = paper.write_report(ch, args.out)
+    rows = [[f["id"], paper._fmt(f["study_value"]), paper._fmt(f["simulated_value"]),
+             "yes" if f["holds"] else "NO"] for f in out["findings"]]
+    print(report._table(["finding", "study", "simulated", "holds"], rows, "lllr"))
+    print(f"\nwrote {out['report']}, {out['findings_json']} and {sum(len(v) for v in out['figures'].values())} "
+          f"figure files in {args.out}")
+    return 0
+
+
+def plot_command(args, overrides, hw_overrides) -> int:
+    """One figure of the report for chosen models, e.g. `plot roofline sd15 --hardware h100 --out r.png`."""
+    from . import paper, plots
+    kind = _choice(args.kind, ("roofline", "breakdown", "seqlen", "scaling", "temporal"), "plot")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise SpecError("plot: give at least one model")
+    runs = {m: run(m, args.hardware, overrides, hw_overrides, args.attention) for m in models}
+    families = {m: r.model.family for m, r in runs.items()}
+    if kind == "roofline":
+        stars = [(r, s.name) for r in runs.values() for s in r.model.stages
+                 if r.model.family == "llm" and s.name in ("prefill", "decode")]
+        fig = plots.figure_roofline(list(runs.values()), families, stars)
+    elif kind == "breakdown":
+        pairs = [(m, run(m, args.hardware, overrides, hw_overrides, "math"),
+                  run(m, args.hardware, overrides, hw_overrides, "flash")) for m in models]
+        fig = plots.figure_breakdown(pairs, families)
+    elif kind == "seqlen":
+        fig = plots.figure_seqlen([(f"{m} {s.name}", paper.attention_layers(r, s.name))
+                                   for m, r in runs.items() for s in r.model.stages
+                                   if paper.attention_layers(r, s.name)])
+    elif kind == "scaling":
+        sides = list(paper.SCALING_SIDES)
+        series = {a: [run(models[0], args.hardware, {**overrides, "height": s, "width": s}, hw_overrides, a)
+                      for s in sides] for a in ("flash", "math")}
+        fig = plots.figure_scaling(sides, series["flash"], series["math"])
+    else:
+        splits = {m: paper.role_split(r) for m, r in runs.items()}
+        for m, s in splits.items():
+            if "temporal" not in s or "spatial" not in s:
+                raise SpecError(f"plot temporal: {m} has no attention ops with role spatial and temporal")
+        frames = {m: [(n, paper.role_split(run(m, args.hardware, {**overrides, "frames": n}, hw_overrides)))
+                      for n in paper.FRAME_COUNTS] for m in models}
+        fig = plots.figure_temporal(splits, frames)
+    for path in plots.save(fig, args.out):
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def fidelity_command(args) -> int:
+    from . import fidelity
+    if args.command == "calibrate":
+        from . import calibrate
+        return calibrate.main(args.out, args.device, args.quick, args.repeats, args.warmup)
+    if args.command == "fit":
+        from .calibrate import read_csv
+        result = fidelity.fit(read_csv(args.measurements), args.hardware)
+        created = time.strftime("%Y-%m-%d", time.gmtime())
+        write_atomic(args.out, fidelity.fitted_yaml(result, args.measurements, created))
+        rows = [[p, f"{v:.4g}"] for p, v in result["parameters"].items()]
+        print(report._table(["parameter", "fitted"], rows, "lr"))
+        print(f"training rows {result['train_rows']}; mean squared log error {result['loss_before']:.4f} -> "
+              f"{result['loss_after']:.4f}; wrote {args.out}")
+        return 0
+    if args.public:
+        found = fidelity.validate_public(args.public)
+        rows = [[f["id"], f["metric"], f"{f['measured']:.4g}", f"{f['simulated']:.4g}", f"{f['error_pct']:+.0f}%"]
+                for f in found]
+        print(report._table(["case", "metric", "published", "simulated", "error"], rows, "llrrr"))
+        errors = np.abs([f["error_pct"] for f in found])
+        print(f"\n{len(found)} cases: median absolute error {np.median(errors):.0f} %, "
+              f"90th percentile {np.percentile(errors, 90):.0f} %")
+        return 0
+    if not args.measurements or not args.hardware:
+        raise SpecError("validate needs a measurements CSV and --hardware (or --public)")
+    from .calibrate import read_csv
+    result = fidelity.validate(read_csv(args.measurements), args.hardware)
+    rows = []
+    for cat in result["model"]:
+        r, m = result["roofline"][cat], result["model"][cat]
+        rows.append([cat, r["rows"], f"{r['median_ape']:.1f}", f"{r['p90_ape']:.1f}", f"{m['median_ape']:.1f}",
+                     f"{m['p90_ape']:.1f}"])
+    print("absolute percentage error on held-out rows (never used by `fit`)")
+    print(report._table(["category", "rows", "roofline median", "roofline p90", "model median", "model p90"],
+                        rows, "lrrrrr"))
+    return 0
+
+
 def main(argv: list | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command == "list":
             print(_list(args.what))
             return 0
-        overrides = _pairs(args.set, "--set", numeric=False)
+        if args.command in ("calibrate", "fit", "validate"):
+            return fidelity_command(args)
         hw_overrides = _pairs(args.hw_set, "--hw-set", numeric=True)
+        if args.command == "report":
+            return report_command(args, hw_overrides)
+        overrides = _pairs(args.set, "--set", numeric=False)
         _choice(args.attention, ATTENTION_MODES, "--attention")
+        if args.command == "plot":
+            return plot_command(args, overrides, hw_overrides)
         disabled = [t.strip() for t in args.disable.split(",") if t.strip()]
         for t in disabled:
             _choice(t, Terms.NAMES, "--disable")

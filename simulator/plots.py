@@ -142,3 +142,210 @@ def plot_sweep(rows: dict, varied: list, workload: list, out: str, cost: str | N
     ax.set_title(f"Time vs {field_label(cost).split(' [')[0]} over {len(varied)} varied fields")
     ax.legend()
     return save(fig, out)
+
+
+# ------------------------------------------------------------------------------------ characterisation figures
+
+CATEGORY_COLORS = {"conv": "#4C72B0", "linear": "#DD8452", "attention": "#C44E52", "norm": "#8172B3",
+                   "elementwise": "#55A868", "other": "#937860"}
+FAMILY_COLORS = {"diffusion-tti": "#4C72B0", "transformer-tti": "#DD8452", "ttv": "#55A868", "llm": "#C44E52"}
+FAMILY_LABELS = {"diffusion-tti": "diffusion TTI", "transformer-tti": "transformer TTI", "ttv": "TTV",
+                 "llm": "LLM"}
+ROLE_COLORS = {"self": "#4C72B0", "spatial": "#4C72B0", "cross": "#DD8452", "temporal": "#55A868",
+               "joint": "#8172B3", "full3d": "#C44E52"}
+
+
+def _save_both(fig, out: Path, formats=("png", "svg")) -> list[str]:
+    """A figure as PNG and SVG without timestamps, so the same inputs give the same files."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = out.with_suffix(f".{fmt}")
+        meta = {"Date": None} if fmt == "svg" else {}
+        fig.savefig(path, metadata=meta)
+        paths.append(str(path))
+    plt.close(fig)
+    return paths
+
+
+def figure_breakdown(pairs: list, families: dict) -> "plt.Figure":
+    """Stacked time by category, materialised (math) vs Flash attention, normalised to each model's math time.
+
+    `pairs` = [(model, math Result, flash Result)]; `families` = model -> family."""
+    from .ops import CATEGORIES
+    fig, ax = plt.subplots(figsize=(7.0, 3.4), layout="constrained")
+    x, labels, ticks = 0.0, [], []
+    last_family = None
+    for model, math_r, flash_r in pairs:
+        if last_family is not None and families[model] != last_family:
+            x += 0.6
+        last_family = families[model]
+        for offset, r, hatch in ((0.0, math_r, None), (0.42, flash_r, "//")):
+            bottom = 0.0
+            cats = r.by_category()
+            for c in CATEGORIES:
+                h = cats[c]["time_s"] / math_r.time_s
+                ax.bar(x + offset, h, 0.4, bottom=bottom, color=CATEGORY_COLORS[c], hatch=hatch,
+                       edgecolor="white", linewidth=0.3, label=c if (model, offset) == (pairs[0][0], 0.0) else None)
+                bottom += h
+        ticks.append(x + 0.21)
+        labels.append(model)
+        x += 1.0
+    ax.set_xticks(ticks, labels, rotation=35, ha="right")
+    ax.set_ylabel("time / time with math attention")
+    ax.set_title("Time by operator category: left bar materialised attention, right bar (hatched) Flash")
+    ax.legend(ncol=6, loc="upper center", bbox_to_anchor=(0.5, -0.32), frameon=False)
+    ax.set_ylim(0, 1.08)
+    return fig
+
+
+def figure_flash_speedup(speedups: dict, families: dict) -> "plt.Figure":
+    fig, ax = plt.subplots(figsize=(5.5, 3.0), layout="constrained")
+    models = list(speedups)
+    colors = [FAMILY_COLORS[families[m]] for m in models]
+    ax.bar(range(len(models)), [speedups[m] for m in models], color=colors)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(models)), models, rotation=35, ha="right")
+    ax.set_ylabel("end-to-end speed-up from Flash Attention [x]")
+    ax.set_title("Flash Attention speed-up by model")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=FAMILY_COLORS[f]) for f in dict.fromkeys(families[m] for m in models)]
+    ax.legend(handles, [FAMILY_LABELS[f] for f in dict.fromkeys(families[m] for m in models)])
+    return fig
+
+
+def figure_roofline(results: list, families: dict | None = None, stage_labels: list = ()) -> "plt.Figure":
+    """Operators as points (intensity, attained FLOP/s) under the device's roofs; size ~ share of time.
+
+    One model: points coloured by category. Several: coloured by family. `stage_labels` = [(Result, stage)]
+    drawn as labelled stars (e.g. LLM prefill and decode)."""
+    spec = results[0].hardware.spec
+    peak = spec.compute.get("bf16", max(spec.compute.values()))
+    bw = spec.memory.bandwidth
+    fig, ax = plt.subplots(figsize=(5.2, 3.8), layout="constrained")
+    xs = np.logspace(-2, 5, 200)
+    ax.plot(xs, np.minimum(peak, xs * bw), color="black", linewidth=1.2, label="roofline (datasheet)")
+    eff = spec.efficiency
+    ax.plot(xs, np.minimum(peak * eff.matrix, xs * bw * eff.memory), color="black", linestyle="--", linewidth=0.8,
+            label="achievable (measured fractions)")
+    ridge = peak / bw
+    ax.axvline(ridge, color="grey", linestyle=":", linewidth=0.8)
+    ax.annotate(f"ridge {ridge:.0f} FLOP/B", (ridge, peak * 1.15), fontsize=7, ha="center")
+    single = len(results) == 1
+    groups: dict = {}  # colour key -> (intensity, attained, size) lists: one scatter call per key
+    for r in results:
+        total = r.time_s
+        for row in r.by_op():
+            if row["time_s"] <= 0 or row["flops"] <= 0:
+                continue
+            key = row["category"] if single else families[r.model.id]
+            g = groups.setdefault(key, ([], [], []))
+            g[0].append(row["intensity"])
+            g[1].append(row["flops"] / row["time_s"])
+            g[2].append(4 + 300 * row["time_s"] / total)
+    for key, (xi, yi, si) in groups.items():
+        ax.scatter(xi, yi, s=si, color=CATEGORY_COLORS[key] if single else FAMILY_COLORS[key], alpha=0.55,
+                   linewidths=0, label=key if single else FAMILY_LABELS[key], rasterized=len(xi) > 500)
+    for r, stage in stage_labels:
+        s = next(x for x in r.by_stage() if x["name"] == stage)
+        point = (s["flops"] / s["bytes"], s["flops"] / s["time_s"])
+        ax.scatter(*point, marker="*", s=120, color="black", zorder=5)
+        ax.annotate(f"{r.model.id} {stage}", point, xytext=(5, -10), textcoords="offset points", fontsize=7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(EngFormatter())
+    ax.yaxis.set_major_formatter(EngFormatter(unit="FLOP/s"))
+    ax.set_xlabel("arithmetic intensity [FLOP/B]")
+    ax.set_ylabel("attained throughput")
+    ax.set_ylim(peak / 1e5, peak * 3)
+    ax.set_title(f"Roofline of {results[0].hardware.name}")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def figure_seqlen(series: list) -> "plt.Figure":
+    """Attention sequence length layer by layer. `series` = [(label, attention_layers rows)]."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.0), layout="constrained")
+    offset = 0
+    seen = set()
+    for label, rows in series:
+        idx = np.arange(offset, offset + len(rows))
+        for role in dict.fromkeys(r["role"] or "self" for r in rows):
+            sel = [i for i, r in enumerate(rows) if (r["role"] or "self") == role]
+            name = f"{role} (queries)"
+            ax.plot(idx[sel], [rows[i]["q_len"] for i in sel], marker="o", ms=3, linestyle="-" if role in
+                    ("self", "spatial") else "none", color=ROLE_COLORS.get(role, "grey"),
+                    label=name if name not in seen else None)
+            seen.add(name)
+        if len(series) > 1:
+            ax.annotate(label, (offset, max(r["q_len"] for r in rows)), fontsize=7, xytext=(0, 6),
+                        textcoords="offset points")
+            ax.axvline(offset - 0.5, color="grey", linewidth=0.5)
+        offset += len(rows)
+    ax.set_yscale("log", base=2)
+    ax.yaxis.set_major_formatter(EngFormatter())
+    ax.set_xlabel("attention layer, in execution order")
+    ax.set_ylabel("query sequence length [tokens]")
+    ax.set_title("Attention sequence length through one network evaluation")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def figure_scaling(sides: list, flash: list, math: list) -> "plt.Figure":
+    """Time by category vs image side, with Flash and with materialised attention. Lists of Results."""
+    from .ops import CATEGORIES
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), sharey=True, layout="constrained")
+    for ax, results, title in ((axes[0], flash, "Flash Attention"), (axes[1], math, "materialised attention")):
+        for c in CATEGORIES:
+            ts = [r.by_category()[c]["time_s"] for r in results]
+            if max(ts) > 0:
+                ax.plot(sides, ts, marker="o", ms=3, color=CATEGORY_COLORS[c], label=c)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(sides, [str(s) for s in sides])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("image side [px]")
+        ax.set_title(title)
+    axes[0].set_ylabel("time per image [s]")
+    axes[1].legend(fontsize=7)
+    return fig
+
+
+def figure_temporal(splits: dict, frames: dict) -> "plt.Figure":
+    """Spatial vs temporal attention: shares of attention time and FLOPs per model, and the temporal/spatial
+    ratio against the number of frames. `splits` = model -> role_split; `frames` = model -> [(n, role_split)]."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), layout="constrained")
+    ax = axes[0]
+    models = list(splits)
+    width = 0.38
+    for j, (metric, hatch) in enumerate((("time_s", None), ("flops", "//"))):
+        for i, m in enumerate(models):
+            total = sum(v[metric] for v in splits[m].values()) or 1.0
+            bottom = 0.0
+            for role in ("spatial", "temporal"):
+                share = splits[m].get(role, {metric: 0.0})[metric] / total
+                ax.bar(i + (j - 0.5) * width, share, width, bottom=bottom, color=ROLE_COLORS[role], hatch=hatch,
+                       edgecolor="white", linewidth=0.3,
+                       label=f"{role} ({'time' if metric == 'time_s' else 'FLOPs'})" if i == 0 else None)
+                bottom += share
+    ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
+    ax.set_ylabel("share of attention")
+    ax.set_title("Attention time (left) and FLOPs (right)")
+    ax.legend(fontsize=6, loc="upper right")
+    ax = axes[1]
+    for m, series in frames.items():
+        n = [f for f, _ in series]
+        t = [s["temporal"]["time_s"] / s["spatial"]["time_s"] for _, s in series]
+        f = [s["temporal"]["flops"] / s["spatial"]["flops"] for _, s in series]
+        line, = ax.plot(n, t, marker="o", ms=3, label=f"{m}: time")
+        ax.plot(n, f, marker="s", ms=3, linestyle="--", color=line.get_color(), label=f"{m}: FLOPs")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks([f for f, _ in next(iter(frames.values()))] if frames else [])
+    ax.xaxis.set_major_formatter(EngFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("frames")
+    ax.set_ylabel("temporal / spatial attention")
+    ax.set_title("Ratio vs number of frames")
+    ax.legend(fontsize=6)
+    return fig

@@ -1,0 +1,68 @@
+"""Fit and validate: recover known efficiency parameters from synthetic measurements; public cases load."""
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from simulator import calibrate, fidelity
+from simulator.engine import FULL
+from simulator.hardware import load_hardware
+
+TRUTH = {"efficiency.matrix": 0.6, "efficiency.attention": 0.45, "efficiency.memory": 0.7,
+         "efficiency.launch_overhead_s": 8e-6, "efficiency.memory_latency_s": 1e-6}
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    """The full GPU plan, 'measured' on an H100 whose efficiency is TRUTH, with 5 % log-normal noise."""
+    rows = calibrate.plan("cuda", quick=False)
+    cases = fidelity.cases_table(rows)
+    spec = load_hardware("h100").spec
+    true = fidelity.predict(cases, spec, FULL, {k: np.array([v]) for k, v in TRUTH.items()})[0]
+    rng = np.random.default_rng(0)
+    for row, t in zip(rows, true * np.exp(rng.normal(0, 0.05, len(rows)))):
+        row["time_s"] = float(t)
+    return rows
+
+
+def test_split_is_stable_and_disjoint(synthetic):
+    held = [fidelity.held_out(r) for r in synthetic]
+    assert 0.1 < np.mean(held) < 0.3
+    assert held == [fidelity.held_out(dict(r)) for r in synthetic]
+
+
+def test_fit_recovers_parameters(synthetic):
+    result = fidelity.fit(synthetic, "h100")
+    got = result["parameters"]
+    assert got["efficiency.matrix"] == pytest.approx(0.6, abs=0.05)
+    assert got["efficiency.attention"] == pytest.approx(0.45, abs=0.05)
+    assert got["efficiency.memory"] == pytest.approx(0.7, abs=0.05)
+    assert got["efficiency.launch_overhead_s"] == pytest.approx(8e-6, abs=1.5e-6)
+    assert result["loss_after"] < result["loss_before"]
+
+
+def test_fit_then_validate_on_held_out_rows(synthetic, tmp_path):
+    csv = tmp_path / "m.csv"
+    calibrate.write_csv(synthetic, str(csv))
+    fitted = tmp_path / "h100-calibrated.yaml"
+    code, out, err = run_cli("fit", csv, "--hardware", "h100", "--out", fitted)
+    assert code == 0, err
+    assert "inherit: h100" in fitted.read_text()
+    result = fidelity.validate(calibrate.read_csv(str(csv)), str(fitted))
+    assert result["model"]["all"]["median_ape"] < 8           # noise is 5 %
+    assert result["roofline"]["all"]["median_ape"] > 20        # the bare roofline misses the efficiencies
+    code, out, err = run_cli("validate", csv, "--hardware", fitted)
+    assert code == 0 and "held-out" in out and "attention" in out
+
+
+def test_public_cases_load_and_simulate():
+    cases = fidelity.load_public("measurements/public.yaml")
+    assert len(cases) >= 8 and all(c["source"] for c in cases)
+    case = next(c for c in cases if c["metric"] == "decode_tokens_per_s")
+    assert fidelity.simulate_case(case) > 0
+
+
+def test_bad_fit_input(tmp_path):
+    csv = tmp_path / "empty.csv"
+    calibrate.write_csv([], str(csv))
+    code, _, err = run_cli("fit", csv, "--hardware", "h100", "--out", tmp_path / "x.yaml")
+    assert code == 2 and "usable training rows" in err
