@@ -239,11 +239,13 @@ def work(table: KernelTable, cols: dict, terms: Terms) -> np.ndarray:
     return out if len(distinct) == 1 else out[inverse.ravel()]
 
 
-def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = True) -> dict:
+def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = True,
+             parts: bool = True) -> dict:
     """Times of every kernel on every design point: arrays of shape [points, kernels].
 
-    Returns compute, memory and overhead times, their combination `time`, the largest part `mx` without the
-    overhead, and (if `bound`) which of the three bounds each kernel (0 compute, 1 memory, 2 overhead).
+    Returns `time` and, if `bound`, which part bounds each kernel (0 compute, 1 memory, 2 overhead); with
+    `parts` also the compute, memory and overhead times. Without `parts` (sweeps) the arrays are reused in
+    place, which saves memory traffic on large blocks.
     """
     peak_cols = np.stack([cols[f"peak:{u}:{d}"] for u, d in table.peaks], axis=1)  # [P, npeaks]
     if terms.achievable:
@@ -253,16 +255,25 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
     bandwidth = cols["bandwidth"] * (cols["eff_memory"] if terms.achievable else 1.0)
     memory = np.multiply.outer(1.0 / bandwidth, table.bytes)
     if terms.latency:  # small transfers do not reach full bandwidth: one round trip before data streams
-        memory += np.multiply.outer(cols["memory_latency"], table.bytes > 0)
+        latency = np.asarray(cols["memory_latency"])[:, None]
+        if (table.bytes > 0).all():
+            memory += latency
+        else:
+            memory += latency * (table.bytes > 0)
     launch = cols["launch_overhead"] if terms.overhead else np.zeros_like(bandwidth)
     overhead = np.multiply.outer(launch, table.launches)
-    mx = np.maximum(compute, memory)
-    time = mx + overhead
-    out = {"compute": compute, "memory": memory, "overhead": overhead, "time": time}
+    out = {}
     if bound:
-        b = (memory > compute).astype(np.int8)
+        b = np.greater(memory, compute).view(np.int8)
+    if parts:
+        out.update(compute=compute, memory=memory, overhead=overhead)
+        mx = np.maximum(compute, memory)
+    else:
+        mx = np.maximum(compute, memory, out=compute)
+    if bound:
         b[overhead > mx] = 2
         out["bound"] = b
+    out["time"] = np.add(mx, overhead, out=mx if not parts else None)
     return out
 
 

@@ -21,7 +21,7 @@ from .ops import CATEGORIES
 from .simulate import load_model, model_defaults
 
 DEFAULT_MAX_POINTS = 10**7
-DEFAULT_CHUNK_ELEMENTS = 1 << 17  # design points x kernels evaluated at once: ~1 MB arrays stay in cache
+DEFAULT_CHUNK_ELEMENTS = 1 << 17  # design points x kernels evaluated at once: 1 MB arrays stay in cache
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def evaluate_block(job: Job, varied: dict) -> dict:
     """Rows (as columns) for one block of design points of one job. Used by every executor."""
     n = len(next(iter(varied.values()))) if varied else 1
     cols = columns_from(job.spec, job.peaks, varied, n)
-    c = evaluate(job.table, cols, job.terms)
+    c = evaluate(job.table, cols, job.terms, parts=False)
     time = c["time"]
     total = time @ job.table.count
     rows = {"model": np.full(n, job.model, dtype=object)}
@@ -188,8 +188,11 @@ def evaluate_block(job: Job, varied: dict) -> dict:
         rows[f"stage_{name}_s"] = time @ np.ascontiguousarray(job.by_stage[:, i])
     for i, name in enumerate(CATEGORIES):
         rows[f"{name}_s"] = time @ np.ascontiguousarray(job.by_category[:, i])
+    # time in memory- and overhead-bound kernels; compute-bound is the rest
+    parts = {b: np.where(c["bound"] == b, time, 0.0) @ job.table.count for b in (1, 2)}
+    parts[0] = total - parts[1] - parts[2]
     for b, name in enumerate(BOUNDS):
-        rows[f"{name}_bound_share"] = (time * (c["bound"] == b)) @ job.table.count / total
+        rows[f"{name}_bound_share"] = parts[b] / total
     rows["peak_memory_bytes"] = np.full(n, float(job.peak_memory_bytes))
     rows["fits"] = job.peak_memory_bytes <= cols["capacity"]
     item, count = job.items

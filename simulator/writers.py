@@ -29,18 +29,35 @@ def _plain(value):
     return value
 
 
+def _csv_text(value) -> str:
+    s = str(value)
+    return f'"{s}"' if any(ch in s for ch in ',"\n') else s
+
+
 class CsvWriter:
     def __init__(self, path: Path, columns: list):
         self.fh = open(path, "w", newline="", encoding="utf-8")
         self.columns = columns
-        self.writer = csv.writer(self.fh)
-        self.writer.writerow(columns)
+        csv.writer(self.fh, lineterminator="\n").writerow(columns)
 
     def write(self, block: dict) -> None:
+        """Format whole columns with numpy (a Python loop per row would dominate large sweeps)."""
         n = len(block["time_s"])
-        cols = [block.get(c) for c in self.columns]
-        for i in range(n):
-            self.writer.writerow(["" if c is None else _plain(c[i]) for c in cols])
+        text = None
+        for c in self.columns:
+            values = block.get(c)
+            if values is None:
+                column = np.full(n, "", dtype="<U1")
+            elif values.dtype == object:
+                column = np.array([_csv_text(v) for v in values])
+            elif values.dtype == bool:
+                column = np.where(values, "True", "False")
+            else:
+                column = np.char.mod("%.12g", values.astype(np.float64))
+                column[~np.isfinite(values.astype(np.float64))] = ""
+            text = column if text is None else np.char.add(np.char.add(text, ","), column)
+        if n:
+            self.fh.write("\n".join(text.tolist()) + "\n")
         self.fh.flush()
 
     def close(self) -> None:
