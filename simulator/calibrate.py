@@ -34,16 +34,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import datetime as _dt
 import json
 import math
-import os
 import platform
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -669,22 +668,13 @@ def _cell(row, col):
 
 def write_csv(rows: list, path: str) -> None:
     """Write rows (COLUMNS; other keys are left out) to `path` atomically: a temporary file, then os.replace."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(COLUMNS)
-            for row in rows:
-                w.writerow([_cell(row, c) for c in COLUMNS])
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)       # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .writers import write_atomic
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for row in rows:
+        w.writerow([_cell(row, c) for c in COLUMNS])
+    write_atomic(path, buf.getvalue())
 
 
 def read_csv(path: str) -> list:

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -18,6 +15,7 @@ from .hardware import load_hardware
 from .library import builtin_ids
 from .results import GROUPINGS
 from .simulate import compare, load_model, run
+from .writers import write_atomic
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,21 +34,6 @@ def _pairs(items: list, flag: str, numeric: bool) -> dict:
             raise SpecError(f"{flag} {item}: '{value}' is not a number")
         out[key.strip()] = parsed
     return out
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write via a temporary file in the same folder, so a reader never sees half a file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text if text.endswith("\n") else text + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; outputs are ordinary files
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _emit(text: str, out: str | None) -> None:

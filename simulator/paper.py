@@ -136,26 +136,21 @@ def findings(ch: Characterisation) -> list[dict]:
     out = []
     fam = ch.models
 
-    # conv share in diffusion TTI (with Flash Attention)
-    conv = {m: category_shares(ch.results[(m, "flash")])["conv"] for m in fam["diffusion-tti"]}
-    top = max(conv, key=conv.get)
-    bound = ch.results[(top, "flash")].by_category()["conv"]["bound"]
-    out.append(_record(
-        "conv_share_diffusion", "after Flash Attention, convolution is up to 44 % of execution time in diffusion "
-        "TTI models", 0.44, conv[top], abs(conv[top] - 0.44) <= TOLERANCE,
-        f"{top} spends the largest convolution share ({100 * conv[top]:.0f} % of time on {hw}); its convolutions "
-        f"are mostly {bound}-bound, and with attention fused they become the largest cost of the UNet.",
-        per_model=conv))
-
-    # linear share in transformer TTI
-    lin = {m: category_shares(ch.results[(m, "flash")])["linear"] for m in fam["transformer-tti"]}
-    top = max(lin, key=lin.get)
-    bound = ch.results[(top, "flash")].by_category()["linear"]["bound"]
-    out.append(_record(
-        "linear_share_transformer", "after Flash Attention, linear layers are up to 49 % of execution time in "
-        "transformer TTI models", 0.49, lin[top], abs(lin[top] - 0.49) <= TOLERANCE,
-        f"{top} has the largest linear share ({100 * lin[top]:.0f} %); its linear layers are {bound}-bound, reading "
-        f"every weight for each generated token.", per_model=lin))
+    # largest category shares (with Flash Attention)
+    for fid, family, category, study, claim, why in (
+            ("conv_share_diffusion", "diffusion-tti", "conv", 0.44,
+             "after Flash Attention, convolution is up to 44 % of execution time in diffusion TTI models",
+             "{top} spends the largest convolution share ({pct:.0f} % of time on {hw}); its convolutions are mostly "
+             "{bound}-bound, and with attention fused they become the largest cost of the UNet."),
+            ("linear_share_transformer", "transformer-tti", "linear", 0.49,
+             "after Flash Attention, linear layers are up to 49 % of execution time in transformer TTI models",
+             "{top} has the largest linear share ({pct:.0f} %); its linear layers are {bound}-bound, reading every "
+             "weight for each generated token.")):
+        share = {m: category_shares(ch.results[(m, "flash")])[category] for m in fam[family]}
+        top = max(share, key=share.get)
+        bound = ch.results[(top, "flash")].by_category()[category]["bound"]
+        out.append(_record(fid, claim, study, share[top], abs(share[top] - study) <= TOLERANCE,
+                           why.format(top=top, pct=100 * share[top], hw=hw, bound=bound), per_model=share))
 
     # flash speed-up gap
     diff = {m: flash_speedup(ch, m) for m in fam["diffusion-tti"]}
@@ -386,7 +381,7 @@ def write_report(ch: Characterisation, out_dir, created: str | None = None) -> d
     import json
     from pathlib import Path
 
-    from .cli import write_atomic
+    from .writers import write_atomic
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     found = findings(ch)

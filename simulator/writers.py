@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,21 @@ import numpy as np
 from .errors import SpecError
 
 FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write via a temporary file in the same folder, so a reader never sees half a file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; outputs are ordinary files
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _plain(value):

@@ -25,16 +25,10 @@ Inputs of the reference runs (B = 2 with classifier-free guidance):
 import pytest
 
 from simulator import load_model
-
-TOLERANCE = 0.01  # DEVELOPERS.md: within 1 % of the reference implementation
-
-
-def close(ours, ref):
-    assert ref == 0 and ours == 0 or abs(ours / ref - 1) <= TOLERANCE, f"{ours} vs reference {ref}"
+from reference import close, stage
 
 
-def stage(model, name):
-    return next(s for s in model.stages if s.name == name)
+
 
 
 def check(model, params, flops):

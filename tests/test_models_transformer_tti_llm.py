@@ -16,16 +16,10 @@ phenaki's MaskGIT transformer and C-ViViT decoder) are checked against the param
 import pytest
 
 from simulator import load_model, run
-
-TOLERANCE = 0.01  # DEVELOPERS.md: within 1 % of the reference implementation
-
-
-def close(ours, ref, tol=TOLERANCE):
-    assert ref == 0 and ours == 0 or abs(ours / ref - 1) <= tol, f"{ours} vs reference {ref}"
+from reference import close, stage
 
 
-def stage(model, name):
-    return next(s for s in model.stages if s.name == name)
+
 
 
 # -------------------------------------------------------------------------------------------------- Llamas

@@ -23,16 +23,10 @@ compared with the sizes stated by the unCLIP / GLIDE papers it builds on (see th
 import pytest
 
 from simulator import load_model
-
-TOLERANCE = 0.01  # within 1 % of the reference implementation
-
-
-def close(ours, ref, tol=TOLERANCE):
-    assert ref == 0 and ours == 0 or abs(ours / ref - 1) <= tol, f"{ours} vs reference {ref}"
+from reference import close, stage
 
 
-def stage(model, name):
-    return next(s for s in model.stages if s.name == name)
+
 
 
 def check(model_id, overrides, params, flops):

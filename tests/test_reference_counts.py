@@ -9,16 +9,10 @@ simulator is compared with `--attention math`, where it too computes the full sc
 import pytest
 
 from simulator import load_model
-
-TOLERANCE = 0.01  # DEVELOPERS.md: within 1 % of the reference implementation
-
-
-def close(ours, ref):
-    assert ref == 0 and ours == 0 or abs(ours / ref - 1) <= TOLERANCE, f"{ours} vs reference {ref}"
+from reference import close, stage
 
 
-def stage(model, name):
-    return next(s for s in model.stages if s.name == name)
+
 
 
 # --------------------------------------------------------------------------------------------- Stable Diffusion 1.5
