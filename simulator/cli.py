@@ -212,7 +212,7 @@ def sweep_command(args, overrides, hw_overrides, terms) -> int:
     except KeyboardInterrupt:
         writer.close()
         progress.finish()
-        print(f"interrupted: {args.out} holds the first {done:,} of {plan.total_points:,} points",
+        print(f"interrupted: {args.out} holds the first {writer.written:,} of {plan.total_points:,} points",
               file=sys.stderr)
         return 130
     writer.close()

@@ -55,6 +55,7 @@ class CsvWriter:
     def __init__(self, path: Path, columns: list):
         self.fh = open(path, "w", newline="", encoding="utf-8")
         self.columns = columns
+        self.written = 0
         csv.writer(self.fh, lineterminator="\n").writerow(columns)
 
     def write(self, block: dict) -> None:
@@ -76,6 +77,7 @@ class CsvWriter:
         if n:
             self.fh.write("\n".join(text.tolist()) + "\n")
         self.fh.flush()
+        self.written += n
 
     def close(self) -> None:
         self.fh.close()
@@ -86,6 +88,7 @@ class JsonWriter:
         self.fh = open(path, "w", encoding="utf-8")
         self.columns = columns
         self.first = True
+        self.written = 0
         self.fh.write("[")
 
     def write(self, block: dict) -> None:
@@ -95,6 +98,7 @@ class JsonWriter:
             row = {c: _plain(block[c][i]) for c in present}
             self.fh.write(("\n" if self.first else ",\n") + json.dumps(row))
             self.first = False
+            self.written += 1
         self.fh.flush()
 
     def close(self) -> None:
@@ -111,6 +115,7 @@ class ParquetWriter:
             raise SpecError("writing .parquet needs pyarrow (pip install pyarrow); use .csv or .json") from None
         self.pa, self.pq, self.path, self.columns = pa, pq, path, columns
         self.writer = None
+        self.written = 0
 
     def write(self, block: dict) -> None:
         pa = self.pa
@@ -128,6 +133,7 @@ class ParquetWriter:
         if self.writer is None:
             self.writer = self.pq.ParquetWriter(str(self.path), table.schema)
         self.writer.write_table(table.cast(self.writer.schema))
+        self.written += n
 
     def close(self) -> None:
         if self.writer is not None:

@@ -136,3 +136,22 @@ def test_dask_executor_equals_local():
     remote = collect(plan, sw.run_dask(plan))
     assert np.array_equal(local["time_s"], remote["time_s"])
     assert np.array_equal(local["memory.bandwidth"], remote["memory.bandwidth"])
+
+
+def test_ctrl_c_leaves_a_valid_partial_file(tmp_path, monkeypatch):
+    real = sw.run_local
+
+    def interrupted(plan):
+        for i, item in enumerate(real(plan)):
+            if i == 1:
+                raise KeyboardInterrupt
+            yield item
+    monkeypatch.setattr(sw, "run_local", interrupted)
+    for suffix in ("json", "csv"):
+        out = tmp_path / f"s.{suffix}"
+        code, _, err = run_cli("sweep", "sd15", "--vary", "memory.bandwidth=1e12:8e12:2000", "--out", out)
+        chunk = sw.plan(["sd15"], "a100", ["memory.bandwidth=1e12:8e12:2000"], []).chunk
+        assert chunk < 2000
+        assert code == 130 and f"holds the first {chunk:,} of 2,000 points" in err
+        rows = json.loads(out.read_text()) if suffix == "json" else list(csv.DictReader(out.open()))
+        assert len(rows) == chunk
