@@ -28,7 +28,7 @@ FIELD_LABELS = {
     "interconnect_bandwidth": ("interconnect bandwidth", "B/s"),
 }
 
-plt.rcParams.update({"figure.dpi": 150, "font.size": 9, "axes.grid": True,
+plt.rcParams.update({"svg.hashsalt": "simulator", "figure.dpi": 150, "font.size": 9, "axes.grid": True,
                      "grid.alpha": 0.3, "legend.fontsize": 8})
 
 

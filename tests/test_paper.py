@@ -85,3 +85,12 @@ def test_plot_errors(tmp_path):
     assert code == 2 and "no attention ops with role" in err
     code, _, err = run_cli("plot", "roofline", "sd15", "--out", tmp_path / "t.gif")
     assert code == 2 and ".png, .svg or .pdf" in err
+
+
+def test_figures_are_byte_for_byte_deterministic(tmp_path):
+    from simulator import plots
+    data = ({"sd15": 1.4, "muse": 1.1}, {"sd15": "diffusion-tti", "muse": "transformer-tti"})
+    first = plots._save_both(plots.figure_flash_speedup(*data), tmp_path / "a")
+    second = plots._save_both(plots.figure_flash_speedup(*data), tmp_path / "b")
+    for a, b in zip(first, second):
+        assert open(a, "rb").read() == open(b, "rb").read()
