@@ -259,10 +259,17 @@ def _norm(c: OpCall, flops_per_element: float, params: int) -> OpResult:
 # mean and variance (sub, square, two sums) then normalise, scale and shift: ~7 FLOPs per element
 @op("group_norm", category="norm", groups=Attr("int"), affine=Attr("bool", True))
 def group_norm(c: OpCall) -> OpResult:
+    """Two passes: a group spans channels x all pixels (far more than a core holds), so the statistics are
+    reduced first and the input is read again to normalise it (PyTorch's CUDA group norm: RowwiseMoments, then
+    an elementwise kernel with the fused scale and shift, aten/src/ATen/native/cuda/group_norm_kernel.cu)."""
     x = c.shapes[0]
     if len(x) < 2 or x[1] % c.attrs["groups"]:
         raise OpError(f"{x[1] if len(x) > 1 else '?'} channels do not split into {c.attrs['groups']} groups", "groups")
-    return _norm(c, 7, 2 * x[1] if c.attrs["affine"] else 0)
+    params = 2 * x[1] if c.attrs["affine"] else 0
+    stats = 2 * x[0] * c.attrs["groups"] * 4  # mean and rstd per (sample, group), fp32
+    kernels = [_vector(".stats", 3 * numel(x), c.in_bytes(0) + stats),
+               _vector(".apply", 4 * numel(x), c.in_bytes(0) + stats + params * c.dbytes + c.nbytes(x))]
+    return OpResult([x], kernels, params=params)
 
 
 @op("layer_norm", category="norm", affine=Attr("bool", True), bias=Attr("bool", True))

@@ -153,3 +153,10 @@ def test_every_registered_kind_has_a_category():
     from simulator.ops import CATEGORIES
     assert all(d.category in CATEGORIES for d in OPS.values())
     assert math.isclose(len(OPS), len(set(OPS)))
+
+
+def test_group_norm_reads_its_input_twice():
+    r = call("group_norm", [(2, 320, 64, 64)], groups=32)
+    assert [k.suffix for k in r.kernels] == [".stats", ".apply"]
+    x = 2 * 320 * 64 * 64 * 2
+    assert sum(k.bytes for k in r.kernels) == pytest.approx(3 * x, rel=0.01)  # read, read again, write
