@@ -234,11 +234,13 @@ def report_command(args, hw_overrides) -> int:
           file=sys.stderr)
     ch = paper.characterise(args.hardware, hw_overrides, ROOFLINE if args.roofline else Terms())
     out = paper.write_report(ch, args.out)
-    rows = [[f["id"], paper._fmt(f["study_value"]), paper._fmt(f["simulated_value"]),
+    def clip(text, width=48):
+        return text if len(text) <= width else text[:width - 1] + "…"
+    rows = [[f["id"], clip(paper._fmt(f["study_value"])), clip(paper._fmt(f["simulated_value"])),
              "yes" if f["holds"] else "NO"] for f in out["findings"]]
     print(report._table(["finding", "study", "simulated", "holds"], rows, "lllr"))
-    print(f"\nwrote {out['report']}, {out['findings_json']} and {sum(len(v) for v in out['figures'].values())} "
-          f"figure files in {args.out}")
+    print(f"\nwrote {out['report']}, {out['findings_json']} (full values and explanations) and "
+          f"{sum(len(v) for v in out['figures'].values())} figure files in {args.out}")
     return 0
 
 
