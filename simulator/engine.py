@@ -277,10 +277,5 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
     return out
 
 
-def total_time(table: KernelTable, cols: dict, terms: Terms = FULL) -> np.ndarray:
-    """End-to-end time of one inference per design point."""
-    return evaluate(table, cols, terms)["time"] @ table.count
-
-
 def hardware_columns(table: KernelTable, specs: list) -> dict:
     return columns(specs, table.peaks)

@@ -146,8 +146,9 @@ def rate_field(fields, substitutes: dict, unit: str, dtype: str) -> str | None:
 
 
 def rate(spec: HardwareSpec, unit: str, dtype: str) -> float | None:
-    path = rate_field(field_paths(spec.model_dump()), spec.dtype_substitutes, unit, dtype)
-    return field_paths(spec.model_dump())[path] if path else None
+    fields = field_paths(spec.model_dump())
+    path = rate_field(fields, spec.dtype_substitutes, unit, dtype)
+    return fields[path] if path else None
 
 
 def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = None, n: int = 1) -> dict:

@@ -103,26 +103,26 @@ class Result:
         return rows
 
     def by_layer(self) -> list:
-        layers: dict = {}
-        for row in self.by_op():
-            key = (row["stage"], row["layer"])
-            agg = layers.get(key)
-            if agg is None:
-                agg = layers[key] = {"stage": row["stage"], "layer": row["layer"], "ops": 0, "_bound": {}}
-                for k in ("time_s", "flops", "bytes", "compute_s", "memory_s", "overhead_s", "roofline_time_s",
-                          "params", "matrix_flops"):
-                    agg[k] = 0.0
-            agg["ops"] += 1
-            for k in ("time_s", "flops", "bytes", "compute_s", "memory_s", "overhead_s", "roofline_time_s", "params",
-                      "matrix_flops"):
-                agg[k] += row[k]
-            agg["_bound"][row["bound"]] = agg["_bound"].get(row["bound"], 0.0) + row["time_s"]
+        """Ops grouped by their top-level instance in each stage (a UNet block, a repeated decoder layer, ...)."""
+        keys, index, ops, params = [], {}, [], []
+        op_layer = np.empty(len(self.table.ops), dtype=np.int64)
+        for i, (si, op) in enumerate(self.table.ops):
+            key = (self.model.stages[si].name, op.layer)
+            if key not in index:
+                index[key] = len(keys)
+                keys.append(key)
+                ops.append(0)
+                params.append(0)
+            j = op_layer[i] = index[key]
+            ops[j] += 1
+            params[j] += op.result.params * op.count
+        g = self._group(op_layer[self.table.op], len(keys))
         rows = []
-        for agg in layers.values():
-            bounds = agg.pop("_bound")
-            agg["bound"] = max(bounds, key=bounds.get) if bounds else "memory"
-            agg["intensity"] = agg["flops"] / agg["bytes"] if agg["bytes"] else 0.0
-            rows.append(agg)
+        for j, (stage, layer) in enumerate(keys):
+            row = {"stage": stage, "layer": layer, "ops": ops[j], "params": params[j],
+                   **{k: _plain(v[j]) for k, v in g.items()}}
+            row["intensity"] = row["flops"] / row["bytes"] if row["bytes"] else 0.0
+            rows.append(row)
         return rows
 
     def to_dict(self) -> dict:
