@@ -71,28 +71,35 @@ FUSIONS = ("none", "elementwise")
 
 
 def _fusions(stage) -> tuple[dict, dict]:
-    """Elementwise ops that fold into the kernel producing their first input, as torch.compile or TensorRT
-    fuse them: possible when that kernel's output is read by nothing else. Returns the bytes each fused op no
-    longer reads and each producer no longer writes (the intermediate tensor never reaches memory)."""
+    """Ops that fold into the kernel producing their first input, as torch.compile or TensorRT fuse them, when
+    that kernel's output is read by nothing else: elementwise ops into any producer (GEMM/conv epilogues,
+    activation chains), and single-pass norms (layer/RMS norm) into an elementwise producer (the fused
+    residual-add + norm kernels of TensorRT and Inductor). Returns the bytes each fused op no longer reads and
+    each producer no longer writes (the intermediate tensor never reaches memory)."""
     readers, producer = {}, {}
     for op in stage.ops:
         if not op.result.kernels:
             continue
         for t in op.inputs:
-            readers.setdefault(stage.tensors[t].storage, []).append(op.index)
+            readers.setdefault(stage.tensors[t].storage, set()).add(op.index)
         for t in op.outputs:
             if stage.tensors[t].storage == t and not op.per_iteration:
                 producer[t] = op.index
     saved_read, saved_write = {}, {}
     for op in stage.ops:
-        if op.category != "elementwise" or not op.result.kernels or not op.inputs or op.per_iteration:
+        if not op.result.kernels or not op.inputs or op.per_iteration:
             continue
         tensor = stage.tensors[op.inputs[0]]
         p = producer.get(tensor.storage)
-        if p is None or readers.get(tensor.storage) != [op.index]:
+        if p is None or readers.get(tensor.storage) != {op.index}:
+            continue
+        single_pass_norm = op.category == "norm" and len(op.result.kernels) == 1
+        if not (op.category == "elementwise"
+                or (single_pass_norm and stage.ops[p].category == "elementwise")):
             continue
         nbytes = numel(stage.tensors[tensor.storage].shape) * BYTES[stage.tensors[tensor.storage].dtype]
-        saved_read[op.index] = nbytes
+        uses = sum(stage.tensors[t].storage == tensor.storage for t in op.inputs)  # e.g. x * x reads it twice
+        saved_read[op.index] = uses * nbytes
         saved_write[p] = saved_write.get(p, 0) + nbytes
     return saved_read, saved_write
 

@@ -126,3 +126,41 @@ def test_weights_are_read_every_step():
     den = lambda r: next(s for s in r.by_stage() if s["name"] == "denoiser")  # noqa: E731
     assert den(ten)["bytes"] == pytest.approx(10 * den(one)["bytes"])
     assert den(ten)["time_s"] == pytest.approx(10 * den(one)["time_s"])
+
+
+def test_fusion_removes_intermediate_traffic_and_launches(write):
+    model = write("""\
+name: Fusion toy
+family: llm
+params: {dtype: fp16}
+stages:
+  - name: s
+    inputs:
+      x: {shape: [64, 1024]}
+    ops:
+      - {name: fc, op: linear, in: x, out_features: 1024}
+      - {name: act, op: gelu, in: fc}            # epilogue of fc: fc's output is read by nothing else
+      - {name: norm, op: layer_norm, in: act}    # an elementwise producer + single-pass norm: one kernel
+      - {name: out, op: add, in: [norm, x]}      # folds into the norm's kernel
+      - {name: again, op: mul, in: [out, out]}   # out is read twice by this op: still one reader, folds
+      - {name: gn, op: group_norm, in: again, groups: 8}  # two-pass norms never fold
+""")
+    eager, fused = run(model, CHIP), run(model, CHIP, fusion="elementwise")
+    e = {r["name"]: r["bytes"] for r in eager.by_op()}
+    f = {r["name"]: r["bytes"] for r in fused.by_op()}
+    t = 64 * 1024 * 2  # bytes of one activation
+    assert f["fc"] == e["fc"] - t            # fc's output never written
+    assert f["act"] == e["act"] - 2 * t      # nor read back; act's output not written either
+    assert f["norm"] == e["norm"] - 2 * t
+    assert f["out"] == e["out"] - 2 * t
+    assert f["again"] == e["again"] - 2 * t  # both reads in registers; written, as the group norm reads it
+    assert f["gn"] == e["gn"]
+    assert list(fused.table.launches).count(0) == 4  # act, norm, out and again run inside fc's kernel
+    assert fused.bytes < eager.bytes and fused.time_s < eager.time_s
+
+
+def test_fusion_never_slows_the_suite():
+    for model in ("sd15", "llama2-7b", "dit-xl-2"):
+        overrides = {"output_tokens": 8} if model == "llama2-7b" else {}
+        eager, fused = run(model, "h100", overrides), run(model, "h100", overrides, fusion="elementwise")
+        assert fused.time_s <= eager.time_s and fused.bytes <= eager.bytes
