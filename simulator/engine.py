@@ -66,6 +66,14 @@ class KernelTable:
     def __len__(self) -> int:
         return len(self.op)
 
+    @classmethod
+    def from_rows(cls, ops: list, rows: list, peaks: dict) -> "KernelTable":
+        """Rows of (op, stage, category, unit, peak, flops, bytes, batch, m, n, k, launches, count)."""
+        a = np.array(rows, dtype=np.float64).reshape(-1, 13)
+        ints = a[:, :5].astype(np.int64)
+        return cls(ops, ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3], ints[:, 4], list(peaks), a[:, 5], a[:, 6],
+                   a[:, 7:11], a[:, 11], a[:, 12])
+
 
 FUSIONS = ("none", "elementwise")
 
@@ -104,6 +112,15 @@ def _fusions(stage) -> tuple[dict, dict]:
     return saved_read, saved_write
 
 
+def kernel_unit(k, dtype: str, peaks: dict) -> tuple[int, int]:
+    """A kernel's unit code in the table and its peak-rate column (added to `peaks` on first use).
+
+    Fused attention is its own unit (it has its own achievable fraction of the matrix peak); copies never
+    compute, so the vector rate they are filed under is moot."""
+    unit = "attention" if k.fused_attention else k.unit
+    return UNITS.index(unit), peaks.setdefault(("vector" if unit == "none" else unit, dtype), len(peaks))
+
+
 def lower(model: Model, fusion: str = "none") -> KernelTable:
     """The model's kernels as table rows. `fusion="elementwise"` folds elementwise ops into their producers."""
     if fusion not in FUSIONS:
@@ -123,20 +140,14 @@ def lower(model: Model, fusion: str = "none") -> KernelTable:
             for res, count in runs:
                 last = len(res.kernels) - 1
                 for i, k in enumerate(res.kernels):
-                    # copies never use compute, so their peak is moot; fused attention has its own efficiency
-                    unit = "attention" if k.fused_attention else "vector" if k.unit == "none" else k.unit
-                    p = peaks.setdefault((unit, op.dtype), len(peaks))
+                    code, p = kernel_unit(k, op.dtype, peaks)
                     nbytes, launches = k.bytes, k.launches
                     if op.index in saved_read:
                         nbytes, launches = nbytes - saved_read[op.index], 0
                     if i == last and op.index in saved_write:
                         nbytes -= saved_write[op.index]
-                    rows.append((oid, si, cat, UNITS.index(unit if k.fused_attention else k.unit), p, k.flops,
-                                 max(nbytes, 0.0), *k.gemm, launches, count))
-    a = np.array(rows, dtype=np.float64).reshape(-1, 13)
-    ints = a[:, :5].astype(np.int64)
-    return KernelTable(ops, ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3], ints[:, 4], list(peaks), a[:, 5],
-                       a[:, 6], a[:, 7:11], a[:, 11], a[:, 12])
+                    rows.append((oid, si, cat, code, p, k.flops, max(nbytes, 0.0), *k.gemm, launches, count))
+    return KernelTable.from_rows(ops, rows, peaks)
 
 
 def compact(table: KernelTable) -> KernelTable:

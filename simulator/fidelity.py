@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import FULL, ROOFLINE, KernelTable, Terms, evaluate
+from .engine import FULL, ROOFLINE, KernelTable, Terms, evaluate, kernel_unit
 from .errors import Location, SpecError
 from .hardware import columns_from, load_hardware
 from .loader import load_yaml
-from .ops import CATEGORIES, OPS, UNITS
+from .ops import CATEGORIES, OPS
 
 HELD_OUT_FRACTION = 5  # one row in five is for validation only
 
@@ -62,15 +62,9 @@ def cases_table(rows: list) -> Cases:
         cat = CATEGORIES.index(OPS[row["kind"]].category)
         cats.append(cat)
         for k in result.kernels:
-            unit = "attention" if k.fused_attention else "vector" if k.unit == "none" else k.unit
-            p = peaks.setdefault((unit, row["dtype"]), len(peaks))
-            code = UNITS.index("attention" if k.fused_attention else k.unit)
+            code, p = kernel_unit(k, row["dtype"], peaks)
             records.append((i, 0, cat, code, p, k.flops, k.bytes, *k.gemm, k.launches, 1.0))
-    a = np.array(records, dtype=np.float64).reshape(-1, 13)
-    ints = a[:, :5].astype(np.int64)
-    table = KernelTable([], ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3], ints[:, 4], list(peaks), a[:, 5],
-                        a[:, 6], a[:, 7:11], a[:, 11], a[:, 12])
-    return Cases(rows, table, np.array(cats))
+    return Cases(rows, KernelTable.from_rows([], records, peaks), np.array(cats))
 
 
 def predict(cases: Cases, spec, terms: Terms = FULL, varied: dict | None = None) -> np.ndarray:

@@ -109,6 +109,11 @@ class Model:
     def weight_bytes(self) -> int:
         return sum(s.weight_bytes for s in self.stages if not s.shares_weights_with)
 
+    @property
+    def peak_memory_bytes(self) -> int:
+        """All weights (shared ones once) plus the largest stage's activations and KV cache."""
+        return self.weight_bytes + max(s.peak_activation_bytes + s.state_bytes for s in self.stages)
+
 
 # --------------------------------------------------------------------------------------------------- helpers
 

@@ -46,8 +46,7 @@ class Result:
 
     @property
     def peak_memory_bytes(self) -> int:
-        m = self.model
-        return m.weight_bytes + max(s.peak_activation_bytes + s.state_bytes for s in m.stages)
+        return self.model.peak_memory_bytes
 
     @property
     def kv_cache_bytes(self) -> int:

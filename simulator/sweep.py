@@ -165,8 +165,7 @@ def _job(model_id: str, workload: dict, overrides: dict, spec, attention: str, t
         items = ("videos", batch)
     else:
         items = ("images", batch)
-    peak_mem = built.weight_bytes + max(s.peak_activation_bytes + s.state_bytes for s in built.stages)
-    return Job(built.id, workload, built.family, [s.name for s in built.stages], items, peak_mem, spec,
+    return Job(built.id, workload, built.family, [s.name for s in built.stages], items, built.peak_memory_bytes, spec,
                table.peaks, table, by_stage, by_cat, terms)
 
 
