@@ -4,18 +4,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
-import numpy as np
+from .errors import SpecError, shown, unknown
 
-from . import report
-from .engine import FUSIONS, ROOFLINE, Terms
-from .errors import SpecError, unknown
-from .graph import ATTENTION_MODES, parse_value
-from .hardware import load_hardware
-from .library import builtin_ids
-from .results import GROUPINGS
-from .simulate import compare, load_model, run
-from .writers import write_atomic
+# Everything else (numpy, pydantic schemas, networkx, matplotlib) is imported inside the command that needs it,
+# so `--help` and `list` start in a fraction of the time.
+
+
+BUILTIN_CASES = "<built-in>"  # `validate --public` without a file: library.public_cases()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,20 +21,22 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _pairs(items: list, flag: str, numeric: bool) -> dict:
+    from .graph import parse_value
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
-            raise SpecError(f"{flag} {item}: expected NAME=VALUE")
+            raise SpecError(f"{flag} {shown(item)}: expected NAME=VALUE")
         parsed = parse_value(value)
         if numeric and (isinstance(parsed, (str, bool))):
-            raise SpecError(f"{flag} {item}: '{value}' is not a number")
+            raise SpecError(f"{flag} {shown(item)}: {shown(value)} is not a number")
         out[key.strip()] = parsed
     return out
 
 
 def _emit(text: str, out: str | None) -> None:
     if out:
+        from .writers import write_atomic
         write_atomic(out, text)
         print(f"wrote {out}", file=sys.stderr)
     else:
@@ -55,9 +54,16 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="bare roofline: every efficiency term off")
     p.add_argument("--disable", default="", metavar="TERM[,TERM]",
                    help="switch efficiency terms off: tile, wave, achievable, overhead, attention, latency")
-    p.add_argument("--fusion", default="none", help="none (eager PyTorch) or elementwise (elementwise ops fused "
-                   "into their producers, as torch.compile / TensorRT do)")
+    _stack_options(p)
     p.add_argument("--out", help="write to this file (atomically) instead of standard output")
+
+
+def _stack_options(p: argparse.ArgumentParser, fusion: bool = True) -> None:
+    p.add_argument("--stack", help="software stack: eager (default), compile, compile-cudagraphs, tensorrt, xla, "
+                   "serving, or a stack YAML file; default: the model's, else the device's (xla on TPUs), else eager")
+    if fusion:
+        p.add_argument("--fusion", default=None, help="override the stack's fusion: none, elementwise (elementwise "
+                       "ops and single-pass norms fold into their producers) or full (XLA-style, also softmax)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,8 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
                      "text-to-video and LLM inference on real or hypothetical accelerators.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("list", help="list built-in models or hardware")
-    p.add_argument("what", help="models or hardware")
+    p = sub.add_parser("list", help="list built-in models, hardware or software stacks")
+    p.add_argument("what", help="models, hardware or stacks")
+    p.add_argument("--format", default="table", help="table or json (full records)")
+
+    p = sub.add_parser("describe", help="a model's workload parameters (meaning, default, allowed values) and "
+                       "stages; --graph exports its op graph")
+    p.add_argument("model", help="built-in model id or path to a model YAML file")
+    p.add_argument("--format", default="table", help="table or json")
+    p.add_argument("--graph", metavar="FILE", help="write the op graph (default workload) to FILE: .graphml or .dot")
 
     p = sub.add_parser("run", help="cost one model on one device")
     p.add_argument("model", help="built-in model id or path to a model YAML file")
@@ -87,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hw-set", action="append", metavar="FIELD=VALUE", default=[],
                    help="override a numeric hardware field (repeatable)")
     p.add_argument("--roofline", action="store_true", help="bare roofline: every efficiency term off")
+    p.add_argument("--stack", help="software stack (default: the study's, eager PyTorch)")
     p.add_argument("--out", default="report", help="output folder (default report/)")
 
     p = sub.add_parser("plot", help="one figure: roofline, breakdown, seqlen, scaling, temporal")
@@ -96,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[], help="workload override")
     p.add_argument("--hw-set", action="append", metavar="FIELD=VALUE", default=[], help="hardware override")
     p.add_argument("--attention", default="flash", help="flash or math (roofline, seqlen)")
+    _stack_options(p, fusion=False)
     p.add_argument("--out", required=True, help="figure file (.png, .svg or .pdf)")
 
     p = sub.add_parser("calibrate", help="measure kernels on the local GPU with torch (optional dependency)")
@@ -114,8 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="errors against held-out kernel measurements or published end-to-end runs")
     p.add_argument("measurements", nargs="?", help="CSV from `calibrate` (held-out rows are used)")
     p.add_argument("--hardware", help="device to predict with (a built-in id or a fitted YAML)")
-    p.add_argument("--public", nargs="?", const="measurements/public.yaml",
-                   help="compare with published end-to-end measurements (default measurements/public.yaml)")
+    p.add_argument("--public", nargs="?", const=BUILTIN_CASES, metavar="CASES.yaml",
+                   help="compare with published end-to-end measurements (default: the built-in "
+                   "measurements/public.yaml, found from any directory)")
+    p.add_argument("--stack", help="kernel rows: the stack that ran them (default eager); --public: every case "
+                   "under this stack instead of its own")
+    p.add_argument("--all-rows", action="store_true", help="kernel rows: every row, not only the held-out fifth")
+    p.add_argument("--write", action="store_true", help="--public: also rewrite measurements/expected-error.json "
+                   "(the trust table every result reports)")
 
     p = sub.add_parser("sweep", help="evaluate models over a grid or random sample of hardware design points")
     p.add_argument("models", help="comma-separated model ids or files")
@@ -135,28 +156,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FIGURES = (".png", ".svg", ".pdf")
+
+
+def check_outputs(args) -> None:
+    """Every output path of the command, checked before any work starts (a folder where a file is wanted, a
+    path below a regular file, a place that cannot be written): one line and exit 2 instead of a traceback
+    after minutes of work."""
+    from .writers import FORMATS, check_output
+    cmd = args.command
+    if cmd == "report":
+        check_output(args.out, "--out", folder=True)
+    elif cmd == "plot":
+        check_output(args.out, "--out", suffixes=FIGURES)
+    elif cmd == "sweep":
+        if args.out is not None:
+            check_output(args.out, "--out", suffixes=tuple(FORMATS))
+        if args.plot is not None:
+            check_output(args.plot, "--plot", suffixes=FIGURES)
+            if args.out and Path(args.plot).resolve() == Path(args.out).resolve():
+                raise SpecError(f"--plot {shown(args.plot)}: the same file as --out")
+    elif cmd == "describe" and getattr(args, "graph", None):
+        check_output(args.graph, "--graph", suffixes=(".graphml", ".dot"))
+    elif cmd in ("run", "compare", "calibrate", "fit") and args.out is not None:
+        check_output(args.out, "--out")
+    if cmd in ("plot", "report") or (cmd == "sweep" and args.plot):
+        import importlib.util
+        if importlib.util.find_spec("matplotlib") is None:
+            flag = "--plot" if cmd == "sweep" else cmd
+            raise SpecError(f"{flag}: figures need matplotlib (pip install matplotlib)")
+
+
 def _choice(value: str, choices, flag: str) -> str:
     if value not in choices:
         raise SpecError(f"{flag}: {unknown('value', value, choices)} (choose from {', '.join(choices)})")
     return value
 
 
-def _list(what: str) -> str:
-    _choice(what, ("models", "hardware"), "list")
-    if what == "hardware":
-        rows = []
-        for hw_id in builtin_ids("hardware"):
-            s = load_hardware(hw_id).spec
-            rows.append([hw_id, s.name, report.si(s.compute.get("bf16", 0), "FLOP/s"),
-                         report.si(s.memory.bandwidth, "B/s"), report.si(s.memory.capacity, "B"),
-                         f"{s.tdp_w:.0f} W" if s.tdp_w else "n/a"])
-        return report._table(["id", "name", "bf16 dense", "bandwidth", "memory", "TDP"], rows, "llrrrr")
-    rows = []
-    for model_id in builtin_ids("models"):
-        m = load_model(model_id)
-        workload = " ".join(f"{k}={v}" for k, v in m.defaults.items())
-        rows.append([model_id, m.family, report.si(m.param_count), workload, m.reference])
-    return report._table(["id", "family", "params", "default workload", "reference"], rows, "llrll")
+def _list(what: str, fmt: str) -> str:
+    import json
+
+    from . import catalog
+    _choice(what, tuple(catalog.RECORDS), "list")
+    fmt = _choice(fmt, ("table", "json"), "--format")
+    records = catalog.RECORDS[what]()
+    return json.dumps(records, indent=1) if fmt == "json" else catalog.TABLES[what](records)
+
+
+def describe_command(args) -> int:
+    import json
+
+    from . import catalog
+    fmt = _choice(args.format, ("table", "json"), "--format")
+    if args.graph:
+        from .export import write_graph
+        write_graph(args.model, args.graph)
+        print(f"wrote {args.graph}", file=sys.stderr)
+        return 0
+    record = catalog.describe(args.model)
+    print(json.dumps(record, indent=1) if fmt == "json" else catalog.describe_text(record))
+    return 0
 
 
 class _Progress:
@@ -185,11 +244,23 @@ class _Progress:
 def sweep_command(args, overrides, hw_overrides, terms) -> int:
     """Plan (validate everything), then stream blocks to the output; Ctrl-C keeps a valid partial file."""
     from . import sweep as sw
-    from .writers import open_writer
+    from .writers import abort, open_writer
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.pareto_cost is not None and not args.plot:
+        raise SpecError("--pareto-cost chooses the cost axis of --plot's Pareto front; give --plot too")
+    if args.plot:  # what the figure needs, known from the options alone: refused before the CSV is written
+        fields = [v.partition("=")[0].strip() for v in args.vary]
+        if not fields:
+            raise SpecError("--plot needs at least one --vary field")
+        if len(fields) == 2 and args.samples is not None:
+            raise SpecError("--plot: a heatmap of two fields needs a grid: drop --samples or vary more fields "
+                            "for a Pareto plot")
+        if args.pareto_cost is not None and (len(fields) < 3 or args.pareto_cost not in fields):
+            raise SpecError(f"--pareto-cost {shown(args.pareto_cost)}: needs three or more --vary fields and "
+                            f"one of them (varied: {', '.join(fields)})")
     plan = sw.plan(models, args.hardware, args.vary, args.vary_workload, overrides, hw_overrides, args.attention,
-                   terms, args.samples, args.seed, args.max_points, args.fusion)
+                   terms, args.samples, args.seed, args.max_points, args.fusion, args.stack)
     varied = [a.path for a in plan.space.axes]
     workload = [c for c in plan.columns[1:] if c not in varied and c != "time_s"][:len(args.vary_workload)]
     if args.plot:
@@ -215,24 +286,36 @@ def sweep_command(args, overrides, hw_overrides, terms) -> int:
         print(f"interrupted: {args.out} holds the first {writer.written:,} of {plan.total_points:,} points",
               file=sys.stderr)
         return 130
+    except BaseException:  # an error, not Ctrl-C: leave no partial file
+        abort(writer, args.out)
+        progress.finish()
+        raise
     writer.close()
     progress.finish()
-    print(f"wrote {args.out}: {plan.total_points:,} points", file=sys.stderr)
     if args.plot:
-        from .plots import plot_sweep
-        rows = sw.concat(kept, plan.columns)
-        for path in plot_sweep(rows, varied, workload, args.plot, args.pareto_cost):
-            print(f"wrote {path}", file=sys.stderr)
+        try:
+            from .plots import plot_sweep
+            rows = sw.concat(kept, plan.columns)
+            written = plot_sweep(rows, varied, workload, args.plot, args.pareto_cost)
+        except BaseException:  # the command fails as a whole: no table without its figure
+            Path(args.out).unlink(missing_ok=True)
+            raise
+    print(f"wrote {args.out}: {plan.total_points:,} points", file=sys.stderr)
+    for path in written if args.plot else ():
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
 def report_command(args, hw_overrides) -> int:
-    from . import paper
+    from . import paper, report
+    from .engine import ROOFLINE, Terms
+    from .hardware import load_hardware
     _choice(args.which, ("paper",), "report")
     load_hardware(args.hardware, hw_overrides)  # fail fast on a bad device before minutes of work
     print(f"characterising {sum(len(v) for v in paper.STUDY_MODELS.values())} models on {args.hardware} ...",
           file=sys.stderr)
-    ch = paper.characterise(args.hardware, hw_overrides, ROOFLINE if args.roofline else Terms())
+    ch = paper.characterise(args.hardware, hw_overrides, ROOFLINE if args.roofline else Terms(),
+                            stack=args.stack or paper.STUDY_STACK)
     out = paper.write_report(ch, args.out)
     def clip(text, width=48):
         return text if len(text) <= width else text[:width - 1] + "…"
@@ -246,11 +329,14 @@ def report_command(args, hw_overrides) -> int:
 
 def plot_command(args, overrides, hw_overrides) -> int:
     """One figure of the report for chosen models, e.g. `plot roofline sd15 --hardware h100 --out r.png`."""
-    from . import paper, plots
+    from . import paper, plots, simulate
     kind = _choice(args.kind, ("roofline", "breakdown", "seqlen", "scaling", "temporal"), "plot")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         raise SpecError("plot: give at least one model")
+    def run(m, hardware, overrides, hw_overrides, attention="flash"):
+        return simulate.run(m, hardware, overrides, hw_overrides, attention, stack=args.stack)
+
     runs = {m: run(m, args.hardware, overrides, hw_overrides, args.attention) for m in models}
     families = {m: r.model.family for m, r in runs.items()}
     if kind == "roofline":
@@ -284,7 +370,8 @@ def plot_command(args, overrides, hw_overrides) -> int:
 
 
 def fidelity_command(args) -> int:
-    from . import fidelity
+    from . import fidelity, report
+    from .writers import write_atomic
     if args.command == "calibrate":
         from . import calibrate
         return calibrate.main(args.out, args.device, args.quick, args.repeats, args.warmup)
@@ -299,24 +386,29 @@ def fidelity_command(args) -> int:
               f"{result['loss_after']:.4f}; wrote {args.out}")
         return 0
     if args.public:
-        found = fidelity.validate_public(args.public)
-        rows = [[f["id"], f["metric"], f"{f['measured']:.4g}", f"{f['simulated']:.4g}", f"{f['error_pct']:+.0f}%"]
-                for f in found]
-        print(report._table(["case", "metric", "published", "simulated", "error"], rows, "llrrr"))
-        errors = np.abs([f["error_pct"] for f in found])
-        print(f"\n{len(found)} cases: median absolute error {np.median(errors):.0f} %, "
-              f"90th percentile {np.percentile(errors, 90):.0f} %")
+        from .library import public_cases
+        found = fidelity.validate_public(public_cases() if args.public == BUILTIN_CASES else args.public)
+        print(fidelity.public_table(found))
+        if args.write:
+            import json
+            from .library import data_dir
+            from .trust import FILE, summarise
+            path = data_dir("measurements") / FILE
+            write_atomic(str(path), json.dumps(summarise(found), indent=1, sort_keys=True) + "\n")
+            print(f"wrote {path}", file=sys.stderr)
         return 0
-    if not args.measurements or not args.hardware:
-        raise SpecError("validate needs a measurements CSV and --hardware (or --public)")
+    if not args.measurements:
+        raise SpecError("validate needs a measurements CSV (or --public)")
     from .calibrate import read_csv
-    result = fidelity.validate(read_csv(args.measurements), args.hardware)
+    result = fidelity.validate(read_csv(args.measurements), args.hardware, held_only=not args.all_rows,
+                               stack=args.stack or "eager")
     rows = []
-    for cat in result["model"]:
+    for cat in result["roofline"]:
         r, m = result["roofline"][cat], result["model"][cat]
         rows.append([cat, r["rows"], f"{r['median_ape']:.1f}", f"{r['p90_ape']:.1f}", f"{m['median_ape']:.1f}",
                      f"{m['p90_ape']:.1f}"])
-    print("absolute percentage error on held-out rows (never used by `fit`)")
+    which = "all rows" if args.all_rows else "held-out rows (never used by `fit`)"
+    print(f"absolute percentage error on {which}; devices: {', '.join(result['devices'])}")
     print(report._table(["category", "rows", "roofline median", "roofline p90", "model median", "model p90"],
                         rows, "lrrrrr"))
     return 0
@@ -325,11 +417,20 @@ def fidelity_command(args) -> int:
 def main(argv: list | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        check_outputs(args)
         if args.command == "list":
-            print(_list(args.what))
+            print(_list(args.what, args.format))
             return 0
+        if args.command == "describe":
+            return describe_command(args)
         if args.command in ("calibrate", "fit", "validate"):
             return fidelity_command(args)
+        from . import report
+        from .engine import ROOFLINE, Terms
+        from .graph import ATTENTION_MODES
+        from .stacks import FUSIONS, load_stack
+        from .results import GROUPINGS
+        from .simulate import compare, run
         hw_overrides = _pairs(args.hw_set, "--hw-set", numeric=True)
         if args.command == "report":
             return report_command(args, hw_overrides)
@@ -341,11 +442,15 @@ def main(argv: list | None = None) -> int:
         for t in disabled:
             _choice(t, Terms.NAMES, "--disable")
         terms = ROOFLINE if args.roofline else Terms.without(disabled)
-        _choice(args.fusion, FUSIONS, "--fusion")
+        if args.fusion is not None:
+            _choice(args.fusion, FUSIONS, "--fusion")
+        if args.stack is not None:
+            load_stack(args.stack)  # a bad stack fails before any work
         if args.command == "run":
             fmt = _choice(args.format, ("table", "csv", "json"), "--format")
             by = _choice(args.by, GROUPINGS, "--by")
-            result = run(args.model, args.hardware, overrides, hw_overrides, args.attention, terms, args.fusion)
+            result = run(args.model, args.hardware, overrides, hw_overrides, args.attention, terms, args.fusion,
+                         args.stack)
             for w in result.warnings:
                 print(f"warning: {w}", file=sys.stderr)
             text = {"table": lambda: report.table(result, by), "csv": lambda: report.to_csv(result, by),
@@ -361,7 +466,8 @@ def main(argv: list | None = None) -> int:
             names = [h.strip() for h in args.hardware.split(",") if h.strip()]
             if not names:
                 raise SpecError("--hardware: give at least one device")
-            results = compare(args.model, names, overrides, hw_overrides, args.attention, terms, args.fusion)
+            results = compare(args.model, names, overrides, hw_overrides, args.attention, terms, args.fusion,
+                              args.stack)
             _emit(report.compare_table(results) if fmt == "table" else report.compare_json(results), args.out)
         return 0
     except SpecError as exc:

@@ -1,11 +1,16 @@
-"""The cost engine: a model's kernels (one row each) against hardware design points (one row each), with numpy.
+"""The cost engine: a kernel table (one row per kernel, built by `mapping.lower`) against hardware design
+points (one row each), with numpy. It decides nothing about fusion, back-ends or launches: it costs what the
+mapping hands it.
 
 Per kernel and design point:
-    compute  = FLOPs x tile factor x wave factor / (peak of its unit and dtype x achievable fraction)
-    memory   = bytes / (bandwidth x achievable fraction)
-    overhead = launches x per-kernel launch overhead
+    compute  = FLOPs x tile, wave and per-tile fixed-cost factor
+               / (peak of its unit and dtype x its class's achievable fraction x sustained/peak clock)
+    memory   = bytes / (bandwidth x achievable fraction) + DRAM latency
+    overhead = launches x the device's gap between kernels (from a stream, or inside a graph)
     time     = max(compute, memory) + overhead,   bound = the largest of the three
-The efficiency terms are separable (`Terms`) so reports can put the bare roofline beside the full model.
+and per stage the time the host adds when it issues kernels more slowly than the device runs them
+(`host_excess`). The efficiency terms are separable (`Terms`) so reports can put the bare roofline beside the
+full model.
 """
 from __future__ import annotations
 
@@ -13,11 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dtypes import BYTES
-from .errors import SpecError, unknown
-from .graph import Model
 from .hardware import columns
-from .ops import CATEGORIES, UNITS, numel
+from .ops import UNITS
 
 BOUNDS = ("compute", "memory", "overhead")
 
@@ -49,7 +51,8 @@ FULL = Terms()
 
 @dataclass
 class KernelTable:
-    """One row per distinct kernel; `count` is how many times it runs in one inference."""
+    """One row per distinct kernel; `count` is how many times it runs in one inference. Built by the mapping
+    layer (`mapping.lower`); the engine only costs it."""
     ops: list          # (stage index, Op) for each op id
     op: np.ndarray     # op id of each kernel
     stage: np.ndarray
@@ -57,113 +60,35 @@ class KernelTable:
     unit: np.ndarray
     peak: np.ndarray   # column index into `peaks`
     peaks: list        # (unit, dtype) rate each peak index refers to
+    eff: np.ndarray    # index into `effs`: the efficiency class the kernel is costed with
+    effs: list         # efficiency classes: matrix, conv, attention:<backend>, vector, none
+    backend: np.ndarray  # index into `backends` ('' where the op has no choice)
+    backends: list
     flops: np.ndarray
     bytes: np.ndarray
     gemm: np.ndarray   # [K, 4]: batch, m, n, k (zeros off the matrix unit)
     launches: np.ndarray
     count: np.ndarray
+    host: np.ndarray   # host seconds the framework spends issuing one run of the kernel (0 from a graph)
+    stage_repeat: np.ndarray   # per stage: repeats
+    stage_step_s: np.ndarray   # per stage: host seconds per repeat
+    stage_sync: np.ndarray     # per stage: the host waits for the device after each repeat
+    launch: str = "stream"     # stream | graph | program
 
     def __len__(self) -> int:
         return len(self.op)
 
     @classmethod
-    def from_rows(cls, ops: list, rows: list, peaks: dict) -> "KernelTable":
-        """Rows of (op, stage, category, unit, peak, flops, bytes, batch, m, n, k, launches, count)."""
-        a = np.array(rows, dtype=np.float64).reshape(-1, 13)
-        ints = a[:, :5].astype(np.int64)
-        return cls(ops, ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3], ints[:, 4], list(peaks), a[:, 5], a[:, 6],
-                   a[:, 7:11], a[:, 11], a[:, 12])
-
-
-FUSIONS = ("none", "elementwise")
-
-
-def _fusions(stage) -> tuple[dict, dict]:
-    """Ops that fold into the kernel producing their first input, as torch.compile or TensorRT fuse them, when
-    that kernel's output is read by nothing else: elementwise ops into any producer (GEMM/conv epilogues,
-    activation chains), and single-pass norms (layer/RMS norm) into an elementwise producer (the fused
-    residual-add + norm kernels of TensorRT and Inductor). Returns the bytes each fused op no longer reads and
-    each producer no longer writes (the intermediate tensor never reaches memory)."""
-    readers, producer = {}, {}
-    for op in stage.ops:
-        if not op.result.kernels:
-            continue
-        for t in op.inputs:
-            readers.setdefault(stage.tensors[t].storage, set()).add(op.index)
-        for t in op.outputs:
-            if stage.tensors[t].storage == t and not op.per_iteration:
-                producer[t] = op.index
-    saved_read, saved_write = {}, {}
-    for op in stage.ops:
-        if not op.result.kernels or not op.inputs or op.per_iteration:
-            continue
-        tensor = stage.tensors[op.inputs[0]]
-        p = producer.get(tensor.storage)
-        if p is None or readers.get(tensor.storage) != {op.index}:
-            continue
-        single_pass_norm = op.category == "norm" and len(op.result.kernels) == 1
-        if not (op.category == "elementwise"
-                or (single_pass_norm and stage.ops[p].category == "elementwise")):
-            continue
-        nbytes = numel(stage.tensors[tensor.storage].shape) * BYTES[stage.tensors[tensor.storage].dtype]
-        uses = sum(stage.tensors[t].storage == tensor.storage for t in op.inputs)  # e.g. x * x reads it twice
-        saved_read[op.index] = uses * nbytes
-        saved_write[p] = saved_write.get(p, 0) + nbytes
-    return saved_read, saved_write
-
-
-def kernel_unit(k, dtype: str, peaks: dict) -> tuple[int, int]:
-    """A kernel's unit code in the table and its peak-rate column (added to `peaks` on first use).
-
-    Fused attention is its own unit (it has its own achievable fraction of the matrix peak); copies never
-    compute, so the vector rate they are filed under is moot."""
-    unit = "attention" if k.fused_attention else k.unit
-    return UNITS.index(unit), peaks.setdefault(("vector" if unit == "none" else unit, dtype), len(peaks))
-
-
-def lower(model: Model, fusion: str = "none") -> KernelTable:
-    """The model's kernels as table rows. `fusion="elementwise"` folds elementwise ops into their producers."""
-    if fusion not in FUSIONS:
-        raise SpecError(f"--fusion: {unknown('fusion mode', fusion, FUSIONS)}")
-    ops, rows = [], []
-    peaks: dict = {}
-    for si, stage in enumerate(model.stages):
-        saved_read, saved_write = _fusions(stage) if fusion == "elementwise" else ({}, {})
-        for op in stage.ops:
-            oid = len(ops)
-            ops.append((si, op))
-            cat = CATEGORIES.index(op.category)
-            if op.per_iteration:
-                runs = [(res, op.count) for res in op.per_iteration]
-            else:
-                runs = [(op.result, op.count * stage.repeat)]
-            for res, count in runs:
-                last = len(res.kernels) - 1
-                for i, k in enumerate(res.kernels):
-                    code, p = kernel_unit(k, op.dtype, peaks)
-                    nbytes, launches = k.bytes, k.launches
-                    if op.index in saved_read:
-                        nbytes, launches = nbytes - saved_read[op.index], 0
-                    if i == last and op.index in saved_write:
-                        nbytes -= saved_write[op.index]
-                    rows.append((oid, si, cat, code, p, k.flops, max(nbytes, 0.0), *k.gemm, launches, count))
-    return KernelTable.from_rows(ops, rows, peaks)
-
-
-def compact(table: KernelTable) -> KernelTable:
-    """Merge kernels that are identical in cost and grouping (stage, category), summing their counts.
-
-    A UNet repeats the same layer shapes many times; a sweep evaluates each distinct kernel once. The op
-    mapping is dropped (op = -1): per-op results need the full table.
-    """
-    features = np.column_stack([table.stage, table.category, table.unit, table.peak, table.flops, table.bytes,
-                                table.gemm, table.launches])
-    distinct, inverse = np.unique(features, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    count = np.bincount(inverse, weights=table.count, minlength=len(distinct))
-    ints = distinct[:, :4].astype(np.int64)
-    return KernelTable([], np.full(len(distinct), -1), ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3], table.peaks,
-                       distinct[:, 4], distinct[:, 5], distinct[:, 6:10], distinct[:, 10], count)
+    def from_rows(cls, ops: list, rows: list, peaks: dict, effs: dict, backends: dict, stage_meta: list,
+                  launch: str = "stream") -> "KernelTable":
+        """Rows of (op, stage, category, unit, peak, eff, backend, flops, bytes, batch, m, n, k, launches,
+        count, host); `stage_meta` is (repeat, step_s, sync) per stage."""
+        a = np.array(rows, dtype=np.float64).reshape(-1, 16)
+        ints = a[:, :7].astype(np.int64)
+        meta = np.array(stage_meta, dtype=np.float64).reshape(-1, 3)
+        return cls(ops, ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3], ints[:, 4], list(peaks), ints[:, 5],
+                   list(effs), ints[:, 6], list(backends), a[:, 7], a[:, 8], a[:, 9:13], a[:, 13], a[:, 14],
+                   a[:, 15], meta[:, 0], meta[:, 1], meta[:, 2].astype(bool), launch)
 
 
 def _pad(x, tile):
@@ -173,16 +98,24 @@ def _pad(x, tile):
 # Output tiles a GEMM library can choose from, as fractions of the core's largest tile (m, n): CUTLASS/cuBLAS
 # ship e.g. 128x256, 128x128, 64x128 and 64x64 configurations and pick per problem to balance the waves.
 TILE_CHOICES = ((1.0, 1.0), (0.5, 1.0), (1.0, 0.5), (0.5, 0.5))
+# Split-K: when a GEMM's output tiles cannot fill the cores, cuBLAS/CUTLASS split the reduction over K across
+# cores and add the partial tiles (CUTLASS "split-K serial/parallel" GEMMs; cuBLAS heuristics pick them for
+# small M, N and large K). Each split keeps at least this many K-steps of the tile.
+MIN_K_STEPS_PER_SPLIT = 4
 
 
 def quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
-    """Factor >= 1 by which tile padding and partial waves inflate a GEMM's FLOPs, per design point.
+    """Factor >= 1 by which tile padding, partial waves and per-tile fixed cost inflate a GEMM's FLOPs, per
+    design point.
 
-    A dimension smaller than the tile pads only to a multiple of the instruction shape (`min_tile`); among
-    TILE_CHOICES the smallest factor wins, as a library's heuristic would choose it.
+    A dimension smaller than the tile pads only to a multiple of the instruction shape (`min_tile`). Each tile's
+    main loop over K costs K + `k_overhead` steps (prologue filling the pipeline, epilogue writing the tile), so
+    short reductions run below peak. Among TILE_CHOICES x split-K choices the smallest factor wins, as a
+    library's heuristic would choose it.
     """
     b, m, n, k = (np.maximum(gemm[:, i], 1.0) for i in range(4))
     cores = cols["cores"][:, None]
+    k0 = cols["k0_matrix"][:, None] if terms.achievable and "k0_matrix" in cols else 0.0
     small = {d: cols[f"min_tile_{d}"][:, None] for d in "mnk"}
     tk = np.minimum(cols["tile_k"][:, None], np.ceil(k / small["k"]) * small["k"])
     best = None
@@ -191,19 +124,24 @@ def quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
         tn = np.maximum(small["n"], cols["tile_n"][:, None] * fn)
         tm = np.minimum(tm, np.ceil(m / small["m"]) * small["m"])
         tn = np.minimum(tn, np.ceil(n / small["n"]) * small["n"])
-        factor = np.ones(np.broadcast_shapes(tm.shape, m.shape))
-        if terms.tile:
-            factor = factor * _pad(m, tm) * _pad(n, tn) * _pad(k, tk) / (m * n * k)
+        tiles = b * np.ceil(m / tm) * np.ceil(n / tn)
+        splits = np.ones_like(tiles * cores)
         if terms.wave:
-            tiles = b * np.ceil(m / tm) * np.ceil(n / tn)
-            factor = factor * np.ceil(tiles / cores) * cores / tiles
+            splits = np.clip(np.floor(cores / tiles), 1.0, np.maximum(np.floor(k / (tk * MIN_K_STEPS_PER_SPLIT)), 1))
+        factor = np.ones(np.broadcast_shapes(tm.shape, m.shape, splits.shape))
+        k_split = np.ceil(k / splits)
+        if terms.tile:
+            factor = factor * _pad(m, tm) * _pad(n, tn) * _pad(k_split, tk) * splits / (m * n * k)
+        if terms.wave:
+            ctas = tiles * splits
+            factor = factor * np.ceil(ctas / cores) * cores / ctas
+        factor = factor * (k_split + k0) / k_split
         best = factor if best is None else np.minimum(best, factor)
     return best
 
 
 TILE_COLUMNS = ("cores", "tile_m", "tile_n", "tile_k", "min_tile_m", "min_tile_n", "min_tile_k", "attn_q", "attn_k",
-                "attn_d")
-EFFICIENCY_OF_UNIT = {"matrix": "eff_matrix", "attention": "eff_attention", "vector": "eff_vector"}
+                "attn_d", "k0_matrix", "k0_attention")
 
 
 def attention_quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
@@ -211,8 +149,10 @@ def attention_quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.nda
 
     Each core takes `attn_q` queries (fewer for short queries, down to the instruction's `min_tile_m`) and walks
     the keys `attn_k` at a time; the head dimension pads to the kernel's supported size (`attn_d` multiple).
-    Short sequences (temporal attention over 8-32 frames) and small head dims waste most of each block. When
-    the query blocks cannot fill the cores (decode), the keys are split across cores (split-KV).
+    Short sequences (temporal attention over 8-32 frames) and small head dims waste most of each block, and
+    every query block pays a fixed cost (loading Q, the final rescale and the write of O) worth
+    `attention_k_overhead` keys. When the query blocks cannot fill the cores (decode), the keys are split
+    across cores (split-KV).
     """
     bh, lq, lk, d = (np.maximum(gemm[:, i], 1.0) for i in range(4))
     cores = cols["cores"][:, None]
@@ -222,11 +162,15 @@ def attention_quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.nda
     factor = np.ones(np.broadcast_shapes(bq.shape, lq.shape))
     if terms.tile:
         factor = factor * _pad(lq, bq) * _pad(lk, bk) * _pad(d, md) / (lq * lk * d)
+    splits = np.ones_like(factor)
     if terms.wave:
         blocks = bh * np.ceil(lq / bq)
         splits = np.clip(np.floor(cores / blocks), 1.0, np.ceil(lk / bk))
         ctas = blocks * splits
         factor = factor * np.ceil(ctas / cores) * cores / ctas
+    if terms.achievable and "k0_attention" in cols:
+        keys = np.ceil(lk / splits)
+        factor = factor * (keys + cols["k0_attention"][:, None]) / keys
     return factor
 
 
@@ -241,7 +185,7 @@ def work(table: KernelTable, cols: dict, terms: Terms) -> np.ndarray:
     fused = table.unit == UNITS.index("attention")
     if not terms.attention:  # fused attention costed as one plain GEMM
         gemm, fused = gemm | fused, np.zeros_like(fused)
-    if not (terms.tile or terms.wave or terms.attention) or not (gemm.any() or fused.any()):
+    if not (terms.tile or terms.wave or terms.attention or terms.achievable) or not (gemm.any() or fused.any()):
         return flops
     keys = np.stack([np.asarray(cols[c], dtype=np.float64) for c in TILE_COLUMNS], axis=1)
     if (keys == keys[0]).all():  # the usual case: tiles and cores are not varied
@@ -250,35 +194,47 @@ def work(table: KernelTable, cols: dict, terms: Terms) -> np.ndarray:
         distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
     per = {c: distinct[:, i] for i, c in enumerate(TILE_COLUMNS)}
     out = np.repeat(flops, len(distinct), axis=0)
-    if gemm.any() and (terms.tile or terms.wave):
+    if gemm.any():
         out[:, gemm] *= quantisation(table.gemm[gemm], per, terms)
-    if fused.any() and (terms.tile or terms.wave):
+    if fused.any():
         out[:, fused] *= attention_quantisation(table.gemm[fused], per, terms)
     return out if len(distinct) == 1 else out[inverse.ravel()]
 
 
 def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = True,
              parts: bool = True) -> dict:
-    """Times of every kernel on every design point: arrays of shape [points, kernels].
+    """Device times of every kernel on every design point: arrays of shape [points, kernels].
 
     Returns `time` and, if `bound`, which part bounds each kernel (0 compute, 1 memory, 2 overhead); with
     `parts` also the compute, memory and overhead times. Without `parts` (sweeps) the arrays are reused in
     place, which saves memory traffic on large blocks.
     """
-    peak_cols = np.stack([cols[f"peak:{u}:{d}"] for u, d in table.peaks], axis=1)  # [P, npeaks]
+    rate = np.stack([cols[f"peak:{u}:{d}"] for u, d in table.peaks], axis=1)[:, table.peak]  # [P, K]
     if terms.achievable:
-        unit_eff = [cols[EFFICIENCY_OF_UNIT[u]] for u, _ in table.peaks]
-        peak_cols = peak_cols * np.stack(unit_eff, axis=1)
-    compute = work(table, cols, terms) * (1.0 / peak_cols)[:, table.peak]
-    bandwidth = cols["bandwidth"] * (cols["eff_memory"] if terms.achievable else 1.0)
-    memory = np.multiply.outer(1.0 / bandwidth, table.bytes)
+        # the kernel class's achievable fraction, at the clock the part sustains under load
+        eff = np.stack([cols[f"eff:{c}"] for c in table.effs], axis=1)[:, table.eff]
+        rate = rate * eff * cols["clock_ratio"][:, None]
+    compute = work(table, cols, terms) / rate
+    bandwidth = cols["bandwidth"]
+    if terms.achievable:
+        if "effmem:reduction" in cols and "reduction" in table.effs:
+            # each class's achievable fraction of bandwidth (row reductions reach less than streaming kernels)
+            effmem = np.stack([cols[f"effmem:{c}"] for c in table.effs], axis=1)[:, table.eff]
+            memory = table.bytes[None, :] / (bandwidth[:, None] * effmem)
+        else:
+            memory = np.multiply.outer(1.0 / (bandwidth * cols["eff_memory"]), table.bytes)
+    else:
+        memory = np.multiply.outer(1.0 / bandwidth, table.bytes)
     if terms.latency:  # small transfers do not reach full bandwidth: one round trip before data streams
         latency = np.asarray(cols["memory_latency"])[:, None]
         if (table.bytes > 0).all():
             memory += latency
         else:
             memory += latency * (table.bytes > 0)
-    launch = cols["launch_overhead"] if terms.overhead else np.zeros_like(bandwidth)
+    if terms.overhead:  # the device-side gap between consecutive kernels: from a stream, or inside a graph
+        launch = cols["graph_launch_overhead"] if table.launch != "stream" else cols["launch_overhead"]
+    else:
+        launch = np.zeros_like(bandwidth)
     overhead = np.multiply.outer(launch, table.launches)
     out = {}
     if bound:
@@ -295,5 +251,47 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
     return out
 
 
+def host_excess(table: KernelTable, time: np.ndarray, terms: Terms = FULL) -> np.ndarray:
+    """Seconds the host adds beyond the device, per design point and stage: [points, stages].
+
+    The framework issues kernels in program order and the device runs them behind it, so within one repeat
+    of a stage the device finishes kernel j at D + max over i <= j of (H_i - D_(i-1)), where H_i is the host
+    time when kernel i is issued and D_(i-1) the device time of the kernels before it. Over `repeat` repeats
+    with no synchronisation the host runs ahead when it is faster; when it is slower it bounds every repeat:
+        total = repeat x D + e                      (host faster: H <= D per repeat)
+        total = D + (repeat - 1) x H + e            (host slower)
+        total = repeat x (D + e)                    (the host waits for the device after every repeat)
+    with e = max_j (H_j - D_(j-1)) the largest lead the device never catches up. A run of c identical kernels
+    has its extreme at the first or last of them, so rows with counts need no expansion.
+    """
+    n_stages = len(table.stage_repeat)
+    points = time.shape[0]
+    out = np.zeros((points, n_stages))
+    if not terms.overhead or not (table.host.any() or table.stage_step_s.any()):
+        return out
+    for s in range(n_stages):
+        rows = np.flatnonzero(table.stage == s)
+        repeat = max(table.stage_repeat[s], 1.0)
+        step = table.stage_step_s[s]
+        if not len(rows) and not step:
+            continue
+        c = table.count[rows] / repeat          # runs of each row in one repeat
+        h, d = table.host[rows], time[:, rows]  # per run
+        host_end = step + np.cumsum(c * h)      # host time after issuing each row's last run
+        dev_end = np.cumsum(c * d, axis=1)      # device time after each row's last run
+        one = np.minimum(c, 1.0)                # a row averaged over repeats (c < 1) runs at most once
+        first = (host_end - (c - one) * h) - (dev_end - c * d)  # lead at the first run of each row
+        last = host_end - (dev_end - one * d)                   # lead at the last run
+        e = np.maximum(np.maximum(first, last).max(axis=1, initial=step), 0.0) if len(rows) else np.full(points, step)
+        dev = dev_end[:, -1] if len(rows) else np.zeros(points)
+        host = host_end[-1] if len(rows) else step
+        if table.stage_sync[s]:
+            total = repeat * (dev + e)
+        else:
+            total = np.where(host > dev, dev + (repeat - 1) * host + e, repeat * dev + e)
+        out[:, s] = total - repeat * dev
+    return out
+
+
 def hardware_columns(table: KernelTable, specs: list) -> dict:
-    return columns(specs, table.peaks)
+    return columns(specs, table.peaks, table.effs)

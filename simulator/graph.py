@@ -17,15 +17,22 @@ import networkx as nx
 
 from . import expr
 from .dtypes import BYTES, COMPUTE
-from .errors import Location, SpecError, closest, unknown
+from .errors import Location, SpecError, closest, name_of, shown, unknown
 from .loader import Node, NodeList, load_yaml
 from .ops import CATEGORIES, OPS, REQUIRED, Attr, OpCall, OpError, OpResult, numel
+from .params import declare
 from .schema import BlockSpec, ModelFile, StageSpec, validate
 
 GENERIC_FIELDS = ("name", "op", "in", "when", "role", "category", "dtype")
 BLOCK_FIELDS = ("name", "block", "in", "args", "repeat", "when")
 ATTENTION_MODES = ("flash", "math")
 SIGNED_FIELDS = {"axis", "start", "stop"}  # python-style indices
+# Bounds checked before the work they would cause, each refused with the field's location:
+MAX_REPEAT = 10**9       # a stage's or a block's repeat (a multiplier: large values cost no time, but are typos)
+MAX_COUNT = 10**15       # runs of one op, nested repeats multiplied (float64 counts stay exact below 2^53)
+MAX_ITERATIONS = 2**17   # iterations of a stage with an iteration variable: each one is costed separately
+                         # (~0.1 ms for a 7B LLM's decode step), and 131,072 covers a 128k-token context
+MAX_ELEMENTS = 2**60     # elements of one tensor (and parameters of one op): 2 EiB in fp16
 POSITIVE_FIELDS = {"kernel", "stride", "dilation", "groups", "heads", "kv_heads", "head_dim", "out_features",
                    "in_features", "out_channels", "dim", "num_embeddings", "scale", "chunks", "length", "sizes"}
 
@@ -100,6 +107,8 @@ class Model:
     params: dict          # resolved workload values
     attention: str
     stages: list
+    declared: dict = field(default_factory=dict)  # name -> params.Param: type, range, choices, help
+    default_stack: str | None = None  # the stack the model's reference pipeline runs (`stack:` in its file)
 
     @property
     def param_count(self) -> int:
@@ -206,7 +215,7 @@ def _value(raw, env, node, key, path, used=None):
 
 def _coerce(value, attr: Attr, node, key, path):
     def bad(what):
-        return _err(f"expected {what}, got {value!r}", node, key, path)
+        return _err(f"expected {what}, got {shown(value)}", node, key, path)
 
     if attr.kind == "bool":
         if not isinstance(value, (bool, int)):
@@ -293,9 +302,9 @@ class _StageBuilder:
 
     def resolve(self, ref, names: dict, item: Node, path: str):
         if not isinstance(ref, str):
-            raise _err(f"tensor references are names, got {ref!r}", item, "in", path)
+            raise _err(f"tensor references are names, got {shown(ref)}", item, "in", path)
         if ref not in names:
-            raise _err(f"unknown tensor '{ref}' (not an input and not produced by an earlier op)"
+            raise _err(f"unknown tensor {shown(ref)} (not an input and not produced by an earlier op)"
                        f"{closest(ref, names)}", item, "in", path)
         return names[ref]
 
@@ -391,6 +400,9 @@ class _StageBuilder:
             if repeat < 1:
                 raise _err("repeat must be at least 1 (use 'when' to drop a block)", item, "repeat",
                            f"{ipath}.repeat")
+            if repeat > MAX_REPEAT or count * repeat > MAX_COUNT:
+                raise _err(f"repeat {repeat:,} is above the limit ({MAX_REPEAT:,} per block, {MAX_COUNT:.0e} runs "
+                           "of an op in all)", item, "repeat", f"{ipath}.repeat")
         child_env = ChainMap(args, self.globals)
         child_names = inner
         self.expand(bnode["ops"], f"{prefix}{name}/", child_env, child_names, count * repeat,
@@ -499,7 +511,7 @@ class _StageBuilder:
             if opdef.attrs[key].kind in ("int", "ints", "exprs") and v is not None and key not in SIGNED_FIELDS:
                 low = -1 if (op.kind, key) == ("reshape", "shape") else 1 if key in POSITIVE_FIELDS else 0
                 if min(v if isinstance(v, list) else [v], default=low) < low:
-                    raise _err(f"'{key}' must be at least {low}, got {v}", item, key, f"{ipath}.{key}")
+                    raise _err(f"'{key}' must be at least {low}, got {shown(v)}", item, key, f"{ipath}.{key}")
         call = OpCall(op.name, op.kind, shapes, [inputs[t].dtype for t in op.inputs], attrs, op.dtype,
                       self.attention)
         try:
@@ -509,8 +521,17 @@ class _StageBuilder:
             raise _err(f"{op.kind} '{op.name}': {exc}", item, key, f"{ipath}.{exc.field or 'in'}") from None
         for shape in result.outputs:
             if any(d < 1 for d in shape):
-                raise _err(f"{op.kind} '{op.name}' produces an empty or negative shape {list(shape)}", item, "op",
-                           ipath)
+                raise _err(f"{op.kind} '{op.name}' produces an empty or negative shape {shown(list(shape))}", item,
+                           "op", ipath)
+            if numel(shape) > MAX_ELEMENTS:
+                raise _err(f"{op.kind} '{op.name}' produces a tensor of {numel(shape):.3g} elements "
+                           f"{shown(list(shape))}, above the limit of 2^60", item, "op", ipath)
+        if result.params > MAX_ELEMENTS:
+            raise _err(f"{op.kind} '{op.name}' has {result.params:.3g} parameters, above the limit of 2^60", item,
+                       "op", ipath)
+        if result.workspace > 8 * MAX_ELEMENTS:
+            raise _err(f"{op.kind} '{op.name}' needs {result.workspace:.3g} bytes of workspace, above the limit of "
+                       "2^63", item, "op", ipath)
         varies = self.var is not None and bool(used & self.moving or any(inputs[t].varies for t in op.inputs)
                                                or self._reads_varying(used, env))
         return result, varies
@@ -532,6 +553,9 @@ class _StageBuilder:
                     raise _err(f"dimension must be positive, got {v}", inode["shape"], j,
                                f"{self.path}.inputs.{iname}.shape[{j}]")
                 shape.append(v)
+            if numel(shape) > MAX_ELEMENTS:
+                raise _err(f"input '{iname}' has {numel(shape):.3g} elements {shown(shape)}, above the limit of 2^60",
+                           inode, "shape", f"{self.path}.inputs.{iname}.shape")
             dtype = ispec.dtype or self.globals.get("dtype", "fp16")
             if dtype not in BYTES:
                 raise _err(unknown("dtype", dtype, BYTES), inode, "dtype", f"{self.path}.inputs.{iname}.dtype")
@@ -561,6 +585,12 @@ class _StageBuilder:
                         "repeat", path)
         if value < 0:
             raise _err(f"stage repeat must not be negative, got {value}", self.node, "repeat", path)
+        if value > MAX_REPEAT:
+            raise _err(f"stage repeat {value:,} is above the limit of {MAX_REPEAT:,}", self.node, "repeat", path)
+        if self.var is not None and value > MAX_ITERATIONS:
+            raise _err(f"stage repeat {value:,} is above the limit of {MAX_ITERATIONS:,} iterations for a stage with "
+                       f"an iteration variable ('{self.var}'), each of which is costed separately", self.node,
+                       "repeat", path)
         return value
 
     def iterate(self, repeat: int):
@@ -633,20 +663,15 @@ def peak_activation_bytes(ops: list, tensors: dict) -> int:
 
 # ----------------------------------------------------------------------------------------------- public API
 
-def resolve_params(spec: ModelFile, root: Node, overrides: dict, file: str) -> dict:
-    params = dict(spec.params)
+def resolve_params(spec: ModelFile, root: Node, overrides: dict, file: str, declared: dict | None = None) -> dict:
+    """The workload values: declared defaults, with `overrides` (`--set`) checked against each declaration."""
+    declared = declared if declared is not None else declare(spec.params, root.get("params"))
+    params = {name: p.default for name, p in declared.items()}
     for key, value in overrides.items():
-        if key not in params:
-            raise SpecError(f"--set {key}: {unknown('workload parameter', key, params)}; "
-                            f"this model has: {', '.join(params)}", Location(file))
-        if isinstance(params[key], str):
-            if not isinstance(value, str):
-                raise SpecError(f"--set {key}={value}: expected text such as '{params[key]}'", Location(file))
-        elif isinstance(value, str) or isinstance(value, bool):
-            raise SpecError(f"--set {key}={value}: expected a number", Location(file))
-        elif value < 0:
-            raise SpecError(f"--set {key}={value}: must not be negative", Location(file))
-        params[key] = value
+        if key not in declared:
+            raise SpecError(f"--set {name_of(key)}: {unknown('workload parameter', key, declared)}; "
+                            f"this model has: {', '.join(declared)}", Location(file))
+        params[key] = declared[key].check(value, "--set")
     dtype = params.get("dtype")
     if dtype is not None and dtype not in COMPUTE:
         where = "--set dtype" if "dtype" in overrides else "params.dtype"
@@ -663,7 +688,8 @@ def build_model(source: str | Path, overrides: dict | None = None, attention: st
     file = str(source)
     root = load_yaml(file)
     spec = validate(ModelFile, root, file)
-    params = resolve_params(spec, root, overrides or {}, file)
+    declared = declare(spec.params, root.get("params"))
+    params = resolve_params(spec, root, overrides or {}, file, declared)
     stages, seen = [], {}
     for i, stage_spec in enumerate(spec.stages):
         snode = root["stages"][i]
@@ -685,5 +711,9 @@ def build_model(source: str | Path, overrides: dict | None = None, attention: st
                        f"{path}.shares_weights_with")
         seen[stage.name] = stage
         stages.append(stage)
+    if all(s.repeat == 0 for s in stages):  # nothing runs: a time of zero would be no answer at all
+        raise _err("every stage repeats 0 times: the model runs nothing (check --set values such as steps)",
+                   root["stages"], 0, "stages[0].repeat")
     return Model(model_id or Path(file).stem, spec.name, spec.family, spec.description, spec.reference, file,
-                 dict(spec.params), params, attention, stages)
+                 {name: p.default for name, p in declared.items()}, params, attention, stages, declared,
+                 spec.stack)

@@ -5,13 +5,14 @@ and a million hypothetical ones go through the same formulas.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .dtypes import COMPUTE
-from .errors import Location, SpecError, closest
+from .errors import Location, SpecError, closest, name_of, shown
 from .library import resolve
 from .loader import Node, load_yaml
 from .schema import HardwareSpec, validate
@@ -74,6 +75,10 @@ def settable_paths(raw: dict) -> set:
     """Numeric paths a user may set: those present plus a rate for any dtype the device lacks."""
     paths = set(field_paths(raw))
     paths |= {f"compute.{d}" for d in COMPUTE} | {f"vector.{d}" for d in COMPUTE}
+    # optional efficiency terms a file may leave out (absent means the term costs nothing or falls back)
+    paths |= {"efficiency.conv", "efficiency.attention", "efficiency.reduction_memory", "efficiency.gemm_k_overhead",
+              "efficiency.attention_k_overhead", "efficiency.graph_launch_overhead_s", "efficiency.memory_latency_s",
+              "clock.sustained_hz"}
     return paths
 
 
@@ -92,9 +97,11 @@ def apply_overrides(raw: dict, overrides: dict, file: str) -> dict:
     allowed = settable_paths(raw)
     for path, value in overrides.items():
         if path not in allowed:
-            raise SpecError(f"--hw-set {path}: unknown hardware field{closest(path, allowed)}", Location(file))
+            raise SpecError(f"--hw-set {name_of(path)}: unknown hardware field{closest(path, allowed)}", Location(file))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"--hw-set {path}={value}: expected a number", Location(file))
+            raise SpecError(f"--hw-set {path}={shown(value)}: expected a number", Location(file))
+        if not math.isfinite(value):
+            raise SpecError(f"--hw-set {path}={value}: expected a finite number")
         raw = set_path(raw, path, value)
     return raw
 
@@ -106,7 +113,13 @@ def load_hardware(name: str, overrides: dict | None = None) -> Hardware:
         node = Node(data)
         node.file, node.line, node.key_lines = raw.file, raw.line, raw.key_lines
         data = node
-    spec = validate(HardwareSpec, data, file)
+    try:
+        spec = validate(HardwareSpec, data, file)
+    except SpecError as exc:  # a value the user set is refused at the option that set it
+        path = exc.location.path
+        if overrides and path in overrides:
+            raise SpecError(f"--hw-set {path}={overrides[path]}: {exc.message}") from None
+        raise
     hw_id = Path(file).stem if not overrides else Path(file).stem + "*"
     return Hardware(hw_id, file, spec)
 
@@ -121,10 +134,14 @@ COLUMN_FIELDS = {
     "tile_m": ("matrix_tile.m",), "tile_n": ("matrix_tile.n",), "tile_k": ("matrix_tile.k",),
     "min_tile_m": ("min_tile.m", "matrix_tile.m"), "min_tile_n": ("min_tile.n", "matrix_tile.n"),
     "min_tile_k": ("min_tile.k", "matrix_tile.k"),
-    "eff_matrix": ("efficiency.matrix",), "eff_vector": ("efficiency.vector",), "eff_memory": ("efficiency.memory",),
+    "eff_memory": ("efficiency.memory",),
     "launch_overhead": ("efficiency.launch_overhead_s",),
-    "eff_attention": ("efficiency.attention", "efficiency.matrix"),
+    "graph_launch_overhead": ("efficiency.graph_launch_overhead_s", "efficiency.launch_overhead_s"),
     "memory_latency": ("efficiency.memory_latency_s", None),
+    "k0_matrix": ("efficiency.gemm_k_overhead", None),
+    "k0_attention": ("efficiency.attention_k_overhead", None),
+    "peak_clock": ("clock.peak_hz", "clock_hz"),
+    "sustained_clock": ("clock.sustained_hz", "clock.peak_hz", "clock_hz"),
     "attn_q": ("attention_tile.q", "matrix_tile.m"), "attn_k": ("attention_tile.k", "matrix_tile.n"),
     "attn_d": ("attention_tile.head_dim_multiple", "matrix_tile.k"),
 }
@@ -151,8 +168,25 @@ def rate(spec: HardwareSpec, unit: str, dtype: str) -> float | None:
     return fields[path] if path else None
 
 
-def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = None, n: int = 1) -> dict:
-    """Engine columns for `n` design points: `spec`'s values, with the fields in `varied` (path -> array of n)."""
+def efficiency_fields(klass: str) -> tuple:
+    """The hardware fields giving an efficiency class's achievable fraction, first present wins."""
+    if klass.startswith("attention:"):
+        return (f"efficiency.attention_backends.{klass.split(':', 1)[1]}", "efficiency.attention", "efficiency.matrix")
+    return {"matrix": ("efficiency.matrix",), "conv": ("efficiency.conv", "efficiency.matrix"),
+            "vector": ("efficiency.vector",), "reduction": ("efficiency.vector",), "none": (None,)}[klass]
+
+
+def memory_efficiency_fields(klass: str) -> tuple:
+    """The hardware fields giving a class's achievable fraction of DRAM bandwidth, first present wins."""
+    if klass == "reduction":
+        return ("efficiency.reduction_memory", "efficiency.memory")
+    return ("efficiency.memory",)
+
+
+def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = None, n: int = 1,
+                 effs: list | tuple = ()) -> dict:
+    """Engine columns for `n` design points: `spec`'s values, with the fields in `varied` (path -> array of n).
+    `peaks` lists the (unit, dtype) rates and `effs` the efficiency classes the kernel table needs."""
     varied = varied or {}
     fields = {**field_paths(spec.model_dump()), **varied}
     cols = {}
@@ -160,6 +194,13 @@ def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = N
         path = next(p for p in paths if p is None or p in fields)
         value = 0.0 if path is None else fields[path]  # an absent optional term costs nothing
         cols[col] = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
+    cols["clock_ratio"] = cols["sustained_clock"] / cols["peak_clock"]
+    for klass in effs:
+        path = next(p for p in efficiency_fields(klass) if p is None or p in fields)
+        cols[f"eff:{klass}"] = np.broadcast_to(np.asarray(1.0 if path is None else fields[path], dtype=np.float64),
+                                               (n,))
+        path = next(p for p in memory_efficiency_fields(klass) if p in fields)
+        cols[f"effmem:{klass}"] = np.broadcast_to(np.asarray(fields[path], dtype=np.float64), (n,))
     for unit, dtype in peaks:
         path = rate_field(fields, spec.dtype_substitutes, "matrix" if unit == "attention" else unit, dtype)
         if path is None:
@@ -170,7 +211,7 @@ def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = N
     return cols
 
 
-def columns(specs: list[HardwareSpec], peaks: list[tuple]) -> dict:
+def columns(specs: list[HardwareSpec], peaks: list[tuple], effs: list | tuple = ()) -> dict:
     """Engine columns for a list of devices: one row per device. `peaks` lists the (unit, dtype) rates needed."""
-    per_spec = [columns_from(s, peaks) for s in specs]
+    per_spec = [columns_from(s, peaks, effs=effs) for s in specs]
     return {k: np.concatenate([c[k] for c in per_spec]) for k in per_spec[0]}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import Location, SpecError, unknown
+from .errors import SHOWN_CHARS, Location, SpecError, shown, unknown
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -24,6 +24,11 @@ def data_dir(kind: str) -> Path:
     return candidates[-1]
 
 
+def public_cases() -> Path:
+    """The published end-to-end measurements that `validate --public` compares with (shipped in the wheel)."""
+    return data_dir("measurements") / "public.yaml"
+
+
 def builtin_ids(kind: str) -> list[str]:
     folder = data_dir(kind)
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
@@ -31,13 +36,19 @@ def builtin_ids(kind: str) -> list[str]:
 
 def resolve(kind: str, name: str) -> Path:
     """A built-in id (`sd15`, `a100`) or a path to a YAML file -> the file's path."""
-    what = {"models": "model", "hardware": "hardware"}[kind]
+    what = {"models": "model", "hardware": "hardware", "stacks": "stack"}[kind]
     path = Path(name)
+
+    def is_file(p: Path) -> bool:
+        try:
+            return p.is_file()
+        except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+            return False
     if path.suffix in (".yaml", ".yml") or os.sep in name or "/" in name:
-        if not path.is_file():
-            raise SpecError(f"no such {what} file", Location(name))
+        if not is_file(path):
+            raise SpecError(f"no such {what} file", Location(shown(name) if len(name) > SHOWN_CHARS else name))
         return path
     candidate = data_dir(kind) / f"{name}.yaml"
-    if candidate.is_file():
+    if is_file(candidate):
         return candidate
     raise SpecError(f"{unknown(what, name, builtin_ids(kind))}; `python -m simulator list {kind}` shows them")

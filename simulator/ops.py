@@ -48,6 +48,7 @@ class Kernel:
     gemm: tuple = (0, 0, 0, 0)
     launches: int = 1
     fused_attention: bool = False
+    row: int = 0  # length of the row a reduction (softmax, norm) reduces over: long rows may take extra passes
 
 
 @dataclass
@@ -78,6 +79,8 @@ class OpResult:
     params: int = 0                     # learned parameters owned by the op
     workspace: int = 0                  # transient bytes live only while the op runs
     state: int = 0                      # persistent bytes (KV cache) after the op
+    # other ways to run the same op, by name (attention: "fused" and "math"); the mapping layer picks one
+    variants: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,15 @@ def numel(shape) -> int:
     return math.prod(shape)
 
 
-def _vector(suffix, flops, nbytes, launches=1):
-    return Kernel(suffix, "vector", float(flops), float(nbytes), launches=launches)
+def _axis(axis: int, rank: int) -> int:
+    """A Python-style axis (negative counts from the end) as an index; out of range is an error, not a wrap."""
+    if not -rank <= axis < rank:
+        raise OpError(f"axis {axis} is out of range for a tensor of rank {rank}", "axis")
+    return axis % rank
+
+
+def _vector(suffix, flops, nbytes, launches=1, row=0):
+    return Kernel(suffix, "vector", float(flops), float(nbytes), launches=launches, row=int(row))
 
 
 def _copy(suffix, nbytes):
@@ -233,19 +243,20 @@ def attention(c: OpCall) -> OpResult:
     out = (b, lq, h * dv)
     qkvo = c.in_bytes(0) + c.in_bytes(1) + c.in_bytes(2) + c.nbytes(out)
     bh = b * h
-    if c.attention == "flash":
-        pairs = _causal_pairs(lq, lk) if c.attrs["causal"] else lq * lk
-        flops = 2.0 * bh * pairs * (d + dv)
-        kernel = Kernel("", "matrix", float(flops), float(qkvo), (bh, lq, lk, max(d, dv)), fused_attention=True)
-        return OpResult([out], [kernel])
+    pairs = _causal_pairs(lq, lk) if c.attrs["causal"] else lq * lk
+    fused = [Kernel("", "matrix", float(2.0 * bh * pairs * (d + dv)), float(qkvo), (bh, lq, lk, max(d, dv)),
+                    fused_attention=True)]
     scores = bh * lq * lk * c.dbytes
-    kernels = [
+    math_kernels = [
         _gemm(".qk", bh, lq, lk, d, c.in_bytes(0) + c.in_bytes(1) + scores),
         # scale, (mask), max, subtract, exp, sum, divide: ~5 FLOPs per score, read scores, write probabilities
-        _vector(".softmax", 5.0 * bh * lq * lk, 2 * scores),
+        _vector(".softmax", 5.0 * bh * lq * lk, 2 * scores, row=lk),
         _gemm(".pv", bh, lq, dv, lk, scores + c.in_bytes(2) + c.nbytes(out)),
     ]
-    return OpResult([out], kernels, workspace=2 * scores)
+    variants = {"fused": fused, "math": math_kernels}
+    if c.attention == "flash":
+        return OpResult([out], fused, variants=variants)
+    return OpResult([out], math_kernels, workspace=2 * scores, variants=variants)
 
 
 # ---------------------------------------------------------------------------------------------- vector unit
@@ -253,7 +264,7 @@ def attention(c: OpCall) -> OpResult:
 def _norm(c: OpCall, flops_per_element: float, params: int) -> OpResult:
     x = c.shapes[0]
     nbytes = c.in_bytes(0) + c.nbytes(x) + params * c.dbytes
-    return OpResult([x], [_vector("", flops_per_element * numel(x), nbytes)], params=params)
+    return OpResult([x], [_vector("", flops_per_element * numel(x), nbytes, row=x[-1])], params=params)
 
 
 # mean and variance (sub, square, two sums) then normalise, scale and shift: ~7 FLOPs per element
@@ -287,7 +298,8 @@ def rms_norm(c: OpCall) -> OpResult:
 @op("softmax", category="other", axis=Attr("int", -1))
 def softmax(c: OpCall) -> OpResult:
     x = c.shapes[0]
-    return OpResult([x], [_vector("", 5 * numel(x), c.in_bytes(0) + c.nbytes(x))])
+    row = x[c.attrs["axis"]] if -len(x) <= c.attrs["axis"] < len(x) else 0
+    return OpResult([x], [_vector("", 5 * numel(x), c.in_bytes(0) + c.nbytes(x), row=row)])
 
 
 # FLOPs per element of unary elementwise functions (estimates: each transcendental counted as one FLOP)
@@ -325,7 +337,7 @@ def sinusoidal_embedding(c: OpCall) -> OpResult:
     mode=Attr("str", "mean", ("mean", "sum", "max", "min")))
 def reduce(c: OpCall) -> OpResult:
     x = c.shapes[0]
-    axes = {a % len(x) for a in _as_list(c.attrs["axis"])}
+    axes = {_axis(a, len(x)) for a in _as_list(c.attrs["axis"])}
     out = tuple(1 if i in axes else d for i, d in enumerate(x) if c.attrs["keepdim"] or i not in axes)
     return OpResult([out], [_vector("", numel(x), c.in_bytes(0) + c.nbytes(out))])
 
@@ -379,7 +391,7 @@ def pool(c: OpCall) -> OpResult:
 @op("concat", category="other", inputs=(2, None), axis=Attr("int"))
 def concat(c: OpCall) -> OpResult:
     first = c.shapes[0]
-    axis = c.attrs["axis"] % len(first)
+    axis = _axis(c.attrs["axis"], len(first))
     for s in c.shapes[1:]:
         if len(s) != len(first) or any(a != b for i, (a, b) in enumerate(zip(s, first)) if i != axis):
             raise OpError(f"cannot concatenate {list(first)} and {list(s)} along axis {axis}", "in")
@@ -391,7 +403,7 @@ def concat(c: OpCall) -> OpResult:
 def split(c: OpCall) -> OpResult:
     """torch.split / chunk: views of the input, no bytes moved. Outputs are `<name>.0`, `<name>.1`, ..."""
     x = c.shapes[0]
-    axis = c.attrs["axis"] % len(x)
+    axis = _axis(c.attrs["axis"], len(x))
     if c.attrs["sizes"] is not None:
         sizes = _as_list(c.attrs["sizes"])
     elif c.attrs["chunks"]:
@@ -408,7 +420,7 @@ def split(c: OpCall) -> OpResult:
 @op("slice", category="other", axis=Attr("int"), start=Attr("int", 0), stop=Attr("int"))
 def slice_(c: OpCall) -> OpResult:
     x = c.shapes[0]
-    axis = c.attrs["axis"] % len(x)
+    axis = _axis(c.attrs["axis"], len(x))
     start, stop = (max(0, v + x[axis]) if v < 0 else min(v, x[axis]) for v in (c.attrs["start"], c.attrs["stop"]))
     if stop <= start:
         raise OpError(f"empty slice [{start}:{stop}] of dimension {x[axis]}", "stop")
@@ -461,7 +473,7 @@ def kv_cache(c: OpCall) -> OpResult:
     Costs the append (read new, write new); the attention that consumes the output pays for reading the cache.
     """
     x = c.shapes[0]
-    axis = c.attrs["axis"] % len(x)
+    axis = _axis(c.attrs["axis"], len(x))
     if c.attrs["length"] < x[axis]:
         raise OpError(f"cache length {c.attrs['length']} is shorter than the {x[axis]} new entries", "length")
     out = tuple(c.attrs["length"] if i == axis else d for i, d in enumerate(x))

@@ -14,7 +14,7 @@ import numpy as np
 
 from .engine import FULL, Terms
 from .ops import CATEGORIES
-from .simulate import run
+from . import simulate
 
 # The study's suite as reconstructed in models/ (issue: model suite), plus the LLM baseline.
 STUDY_MODELS = {
@@ -26,6 +26,9 @@ STUDY_MODELS = {
 SCALING_MODEL, SCALING_SIDES = "sd15", (256, 384, 512, 768, 1024)
 FRAME_MODELS, FRAME_COUNTS = ("modelscope-t2v", "make-a-video"), (8, 16, 32)
 TOLERANCE = 0.10  # absolute tolerance on a share (10 percentage points) for "up to X %" claims
+# The study profiled each model's original PyTorch implementation in eager mode on an A100, first with its own
+# attention (the materialised score matrix), then with Flash Attention (Golden et al. 2024, Sec. III).
+STUDY_STACK = "eager"
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Characterisation:
     terms: Terms
     hw_overrides: dict
     models: dict                                    # family -> [model ids]
+    stack: str = STUDY_STACK
     results: dict = field(default_factory=dict)     # (model, attention) -> Result
     scaling: dict = field(default_factory=dict)     # (side, attention) -> Result
     frames: dict = field(default_factory=dict)      # (model, frames) -> Result (flash)
@@ -47,10 +51,15 @@ class Characterisation:
 
 
 def characterise(hardware: str = "a100", hw_overrides: dict | None = None, terms: Terms = FULL,
-                 models: dict | None = None, quick: bool = False) -> Characterisation:
-    """Every run the report needs. `quick` trims the series (for tests), not the model list."""
+                 models: dict | None = None, quick: bool = False, stack: str = STUDY_STACK) -> Characterisation:
+    """Every run the report needs, under the study's software stack unless told otherwise. `quick` trims the
+    series (for tests), not the model list."""
     models = models or STUDY_MODELS
-    ch = Characterisation(hardware, terms, dict(hw_overrides or {}), models)
+    ch = Characterisation(hardware, terms, dict(hw_overrides or {}), models, stack)
+
+    def run(model, hardware, overrides, hw_overrides, attention, terms):
+        return simulate.run(model, hardware, overrides, hw_overrides, attention, terms, stack=stack)
+
     for family, ids in models.items():
         for model in ids:
             for attention in ("math", "flash"):
@@ -328,7 +337,8 @@ def report_markdown(ch: Characterisation, found: list, figures: dict, created: s
         "# Generative AI beyond LLMs: the characterisation, re-run analytically",
         "",
         f"Device: **{r0.hardware.name}** (`{ch.hardware}`{', with ' + ', '.join(f'{k}={v}' for k, v in ch.hw_overrides.items()) if ch.hw_overrides else ''}); "
-        f"efficiency terms: {ch.terms.describe()}; eager execution (no operator fusion). Generated {created} by "
+        f"efficiency terms: {ch.terms.describe()}; software stack: {r0.stack.name if r0.stack else ch.stack} "
+        f"(`{ch.stack}`). Generated {created} by "
         "`python -m simulator report paper`.",
         "",
         "This report re-derives the findings of Golden et al., *Generative AI Beyond LLMs: System Implications of "

@@ -25,12 +25,35 @@ class Result:
     costs: dict           # per-kernel arrays (one design point)
     roofline: dict        # the same with every efficiency term off
     warnings: list = field(default_factory=list)
-    fusion: str = "none"
+    stack: object = None  # stacks.Stack the model ran under
+    host_s: np.ndarray | None = None  # per stage: seconds the host adds beyond the device
+
+    @property
+    def fusion(self) -> str:
+        return self.stack.spec.fusion if self.stack is not None else "none"
+
+    def __repr__(self) -> str:
+        """One line (the dataclass default would print every kernel: megabytes)."""
+        m = self.model
+        extra = f", stack={self.stack.id!r}" if self.stack is not None else ""
+        return (f"Result(model={m.id!r}, hardware={self.hardware.id!r}, time_s={self.time_s:.4g}, "
+                f"roofline_time_s={self.roofline_time_s:.4g}, peak_memory={self.peak_memory_bytes / 2**30:.3g} GiB, "
+                f"capacity={self.hardware.spec.memory.capacity / 2**30:.3g} GiB, fits={self.fits}, "
+                f"attention={m.attention!r}, fusion={self.fusion!r}{extra}, warnings={len(self.warnings)})")
 
     # ---------------------------------------------------------------------------------------- totals
     @property
-    def time_s(self) -> float:
+    def device_time_s(self) -> float:
         return float(self.costs["time"] @ self.table.count)
+
+    @property
+    def host_time_s(self) -> float:
+        """Seconds the host adds beyond the device (kernels issued more slowly than they run)."""
+        return float(self.host_s.sum()) if self.host_s is not None else 0.0
+
+    @property
+    def time_s(self) -> float:
+        return self.device_time_s + self.host_time_s
 
     @property
     def roofline_time_s(self) -> float:
@@ -79,15 +102,32 @@ class Result:
     def by_stage(self) -> list:
         g = self._group(self.table.stage, len(self.model.stages))
         rows = []
+        host = self.host_s if self.host_s is not None else np.zeros(len(self.model.stages))
         for i, s in enumerate(self.model.stages):
-            rows.append({"name": s.name, "repeat": s.repeat, "params": s.params,
-                         "shares_weights_with": s.shares_weights_with,
-                         "peak_activation_bytes": s.peak_activation_bytes, "kv_cache_bytes": s.state_bytes,
-                         **{k: _plain(v[i]) for k, v in g.items()}})
+            row = {"name": s.name, "repeat": s.repeat, "params": s.params,
+                   "shares_weights_with": s.shares_weights_with,
+                   "peak_activation_bytes": s.peak_activation_bytes, "kv_cache_bytes": s.state_bytes,
+                   **{k: _plain(v[i]) for k, v in g.items()}}
+            row["device_time_s"] = row["time_s"]
+            row["host_s"] = float(host[i])
+            row["time_s"] = row["device_time_s"] + row["host_s"]
+            if row["host_s"] > row["device_time_s"]:
+                row["bound"] = "host"
+            rows.append(row)
         return rows
+
+    def op_backends(self) -> list:
+        """The kernel or attention back-end the mapping chose for each op ('' where the op had no choice)."""
+        names = np.array(self.table.backends + [""], dtype=object)
+        first = np.full(len(self.table.ops), -1)
+        has = self.table.backend != self.table.backends.index("") if "" in self.table.backends else \
+            np.ones(len(self.table), dtype=bool)
+        first[self.table.op[has][::-1]] = self.table.backend[has][::-1]
+        return [names[b] for b in first]
 
     def by_op(self) -> list:
         g = self._group(self.table.op, len(self.table.ops))
+        backends = self.op_backends()
         rows = []
         for i, (si, op) in enumerate(self.table.ops):
             stage = self.model.stages[si]
@@ -95,7 +135,7 @@ class Result:
             row = {"name": op.name, "stage": stage.name, "layer": op.layer, "kind": op.kind,
                    "category": op.category, "role": op.role, "count": runs,
                    "shape": list(op.result.outputs[0]) if op.result.outputs else [],
-                   "params": op.result.params * op.count,
+                   "params": op.result.params * op.count, "backend": backends[i],
                    **{k: _plain(v[i]) for k, v in g.items()}}
             row["intensity"] = row["flops"] / row["bytes"] if row["bytes"] else 0.0
             rows.append(row)
@@ -134,11 +174,16 @@ class Result:
             "hardware": self.hardware.id,
             "hardware_name": self.hardware.name,
             "attention": m.attention,
+            "stack": self.stack.id if self.stack is not None else None,
             "fusion": self.fusion,
             "efficiency": self.terms.describe(),
+            "provenance": self.provenance(),
             "params": {k: v for k, v in m.params.items()},
             "totals": {
                 "time_s": total,
+                "device_time_s": self.device_time_s,
+                "host_s": self.host_time_s,
+                "expected_error": self.expected_error(),
                 "roofline_time_s": self.roofline_time_s,
                 "flops": self.flops,
                 "bytes": self.bytes,
@@ -150,16 +195,36 @@ class Result:
                 "fits": self.fits,
             },
             "stages": [{k: r[k] for k in ("name", "repeat", "params", "time_s", "flops", "bytes", "roofline_time_s",
-                                          "peak_activation_bytes", "kv_cache_bytes", "bound")}
+                                          "peak_activation_bytes", "kv_cache_bytes", "bound", "host_s",
+                                          "device_time_s")}
                        for r in self.by_stage()],
             "categories": {c: {k: v[k] for k in ("time_s", "flops", "bytes", "roofline_time_s")}
                            for c, v in self.by_category().items()},
             "ops": [{k: r[k] for k in ("name", "stage", "layer", "kind", "category", "role", "count", "shape",
-                                       "params", "flops", "bytes", "intensity", "time_s", "compute_s", "memory_s",
-                                       "overhead_s", "bound")}
+                                       "params", "backend", "flops", "bytes", "intensity", "time_s", "compute_s",
+                                       "memory_s", "overhead_s", "bound")}
                     for r in self.by_op()],
             "warnings": list(self.warnings),
         }
+
+
+    def provenance(self) -> dict:
+        """What produced this answer: the simulator's version, and the exact hardware and stack files."""
+        import hashlib
+        from pathlib import Path
+        from . import __version__
+        hw = Path(self.hardware.file)
+        return {"version": __version__,
+                "hardware_file": hw.name, "hardware_sha256": hashlib.sha256(hw.read_bytes()).hexdigest(),
+                "hardware_overrides": self.hardware.id.endswith("*"),
+                "stack": self.stack.id if self.stack is not None else None,
+                "stack_sha256": self.stack.sha256 if self.stack is not None else None}
+
+    def expected_error(self) -> dict | None:
+        """How far to trust the total: the validated error of this model family under this stack against
+        published end-to-end measurements (measurements/expected-error.json, written by `validate --public`)."""
+        from .trust import expected_error
+        return expected_error(self.model.family, self.stack.id.rstrip("*") if self.stack is not None else None)
 
 
 def _plain(v):

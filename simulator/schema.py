@@ -5,39 +5,76 @@ Ops inside a model are validated by the op registry (`ops.OPS`), since their fie
 """
 from __future__ import annotations
 
-from typing import Union, get_args
+from typing import Annotated, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from .dtypes import COMPUTE
-from .errors import Location, SpecError, closest
+from .errors import Location, SpecError, closest, shown
 from .loader import Node, NodeList
 
 Scalar = Union[int, float, str]
+
 FAMILIES = ("diffusion-tti", "transformer-tti", "ttv", "llm")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # NaN and infinity refused
+
+
+def _no_bool(v):
+    if isinstance(v, bool):  # YAML's true would otherwise pass as the number 1
+        raise ValueError(f"expected a number, got {str(v).lower()}")
+    return v
+
+
+Dimension = Annotated[Union[int, float, str], BeforeValidator(_no_bool)]  # a dimension or a repeat count
+
+
+# Every hardware number is finite and, unless zero is meaningful, positive, between 1e-30 and 1e30: a denormal
+# bandwidth or an astronomically large rate would overflow the engine's divisions to infinity or zero.
+MIN_MAGNITUDE, MAX_MAGNITUDE = 1e-30, 1e30
+
+
+def _magnitude(v):
+    if v != 0 and not MIN_MAGNITUDE <= abs(v) <= MAX_MAGNITUDE:
+        raise ValueError(f"must be between {MIN_MAGNITUDE:g} and {MAX_MAGNITUDE:g}, got {v:g}")
+    return v
+
+
+def _magnitude_or_zero(v):
+    if v != 0 and not MIN_MAGNITUDE <= abs(v) <= MAX_MAGNITUDE:
+        raise ValueError(f"must be 0 or between {MIN_MAGNITUDE:g} and {MAX_MAGNITUDE:g}, got {v:g}")
+    return v
+
+
+PositiveNumber = Annotated[float, Field(gt=0, allow_inf_nan=False), AfterValidator(_magnitude),
+                           BeforeValidator(_no_bool)]
+NonNegativeNumber = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_magnitude_or_zero),
+                              BeforeValidator(_no_bool)]
+Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), AfterValidator(_magnitude),
+                     BeforeValidator(_no_bool)]
+Count = Annotated[int, Field(gt=0, le=2**40), BeforeValidator(_no_bool)]   # cores, tile sizes
 
 
 # ------------------------------------------------------------------------------------------------------- model
 
-class InputSpec(_Strict):
-    shape: list[Scalar]
+class InputSpec(Strict):
+    shape: list[Dimension]
     dtype: str | None = None
 
 
-class BlockSpec(_Strict):
+class BlockSpec(Strict):
     args: dict[str, Scalar | None] = {}   # name -> default (None: the caller must give it)
     inputs: list[str]
     outputs: Union[list[str], dict[str, str]]
     ops: list[dict]
 
 
-class StageSpec(_Strict):
+class StageSpec(Strict):
     name: str
-    repeat: Scalar = 1
+    repeat: Dimension = 1
     iteration: str | None = None          # name bound to 0..repeat-1 when shapes change per iteration
     bind: dict[str, Scalar] = {}          # stage-local workload values, e.g. B: batch * (1 + cfg)
     shares_weights_with: str | None = None
@@ -46,14 +83,25 @@ class StageSpec(_Strict):
     ops: list[dict]
 
 
-class ModelFile(_Strict):
+class ParamSpec(Strict):
+    """A declared workload parameter (see simulator/params.py); `type` defaults to the default's type."""
+    default: Union[bool, int, float, str]
+    type: Literal["int", "float", "bool", "str"] | None = None
+    min: float | None = None
+    max: float | None = None
+    choices: list[Union[bool, int, float, str]] | None = None
+    help: str = ""
+
+
+class ModelFile(Strict):
     name: str
     description: str = ""
     family: str
     reference: str = ""
-    params: dict[str, Scalar]
+    params: dict[str, Union[bool, int, float, str, ParamSpec]]
     blocks: dict[str, BlockSpec] = {}
     stages: list[StageSpec] = Field(min_length=1)
+    stack: str | None = None   # default software stack of the model's reference pipeline
 
     @field_validator("family")
     @classmethod
@@ -68,37 +116,55 @@ class ModelFile(_Strict):
 Positive = Field(gt=0)
 
 
-class Memory(_Strict):
-    capacity: float = Positive
-    bandwidth: float = Positive
+class Memory(Strict):
+    capacity: PositiveNumber
+    bandwidth: PositiveNumber
 
 
-class OnChip(_Strict):
-    l2_bytes: float = Field(ge=0)
-    sram_per_core_bytes: float = Field(ge=0)
+class OnChip(Strict):
+    l2_bytes: NonNegativeNumber
+    sram_per_core_bytes: NonNegativeNumber
 
 
-class Tile(_Strict):
-    m: int = Positive
-    n: int = Positive
-    k: int = Positive
+class Tile(Strict):
+    m: Count
+    n: Count
+    k: Count
 
 
-class Efficiency(_Strict):
-    matrix: float = Field(gt=0, le=1)
-    vector: float = Field(gt=0, le=1)
-    memory: float = Field(gt=0, le=1)
-    launch_overhead_s: float = Field(ge=0)
-    attention: float | None = Field(default=None, gt=0, le=1)       # fused attention, of matrix peak; else matrix
-    memory_latency_s: float | None = Field(default=None, ge=0)      # DRAM round trip a kernel waits once
+class Efficiency(Strict):
+    matrix: Fraction
+    vector: Fraction
+    memory: Fraction
+    launch_overhead_s: NonNegativeNumber
+    attention: Fraction | None = None               # fused attention, of matrix peak; else matrix
+    memory_latency_s: NonNegativeNumber | None = None  # DRAM round trip a kernel waits once
+    # implicit-GEMM convolutions (cuDNN/MIOpen), of the matrix peak; else matrix
+    conv: Fraction | None = None
+    # row reductions (layer/RMS/group norm, softmax), of peak bandwidth; else memory
+    reduction_memory: Fraction | None = None
+    # fused attention back-ends the device runs (flash, fmha, ...), each its fraction of the matrix peak
+    attention_backends: dict[str, Fraction] | None = None
+    # per-tile fixed cost of a GEMM's main loop (prologue + epilogue), in K elements; of fused attention, in keys
+    gemm_k_overhead: NonNegativeNumber | None = None
+    attention_k_overhead: NonNegativeNumber | None = None
+    # device-side gap between consecutive kernels replayed from a captured graph (else launch_overhead_s)
+    graph_launch_overhead_s: NonNegativeNumber | None = None
 
 
-class AttentionTile(_Strict):
+class Clock(Strict):
+    """The clock the datasheet's peaks are quoted at, and the one the part sustains under a full matrix load
+    (below it on power-limited parts)."""
+    peak_hz: PositiveNumber
+    sustained_hz: PositiveNumber | None = None
+
+
+class AttentionTile(Strict):
     """Work decomposition of the fused attention kernel (FlashAttention-style): each core takes a block of
     `q` queries and walks the keys `k` at a time; head dimensions are padded to `head_dim_multiple`."""
-    q: int = Positive
-    k: int = Positive
-    head_dim_multiple: int = Positive
+    q: Count
+    k: Count
+    head_dim_multiple: Count
 
 
 def _rates(v: dict, what: str) -> dict:
@@ -107,25 +173,52 @@ def _rates(v: dict, what: str) -> dict:
             raise ValueError(f"unknown dtype '{dtype}' in {what} (dtypes: {', '.join(COMPUTE)})")
         if not isinstance(rate, (int, float)) or rate <= 0:
             raise ValueError(f"{what}.{dtype} must be a positive FLOP/s rate")
+        try:
+            _magnitude(rate)
+        except ValueError as exc:
+            raise ValueError(f"{what}.{dtype} {exc}") from None
     return v
 
 
-class HardwareSpec(_Strict):
+class HardwareSpec(Strict):
     name: str
     vendor: str
-    compute: dict[str, float]                  # dense matrix-unit FLOP/s by dtype
-    vector: dict[str, float]                   # vector-unit FLOP/s by dtype
+    compute: dict[str, PositiveNumber]         # dense matrix-unit FLOP/s by dtype
+    vector: dict[str, PositiveNumber]          # vector-unit FLOP/s by dtype
     dtype_substitutes: dict[str, str] = {}
     memory: Memory
     on_chip: OnChip
-    cores: int = Positive
-    clock_hz: float = Positive
-    tdp_w: float | None = Field(default=None, gt=0)   # null where the vendor publishes none
-    interconnect_bandwidth: float = Field(ge=0)
+    cores: Count
+    clock: Clock | None = None
+    clock_hz: PositiveNumber | None = None     # older files: the peak clock alone (sustained = peak)
+    tdp_w: PositiveNumber | None = None        # null where the vendor publishes none
+    interconnect_bandwidth: NonNegativeNumber
     matrix_tile: Tile
     min_tile: Tile | None = None               # smallest tile for skinny GEMMs (matrix instruction shape)
     attention_tile: AttentionTile | None = None
     efficiency: Efficiency
+    conv_layout: Literal["nchw", "nhwc", "native"] = "native"  # the layout the device's conv kernels run in
+    default_stack: str | None = None           # the stack this device runs by default (e.g. xla on TPUs)
+
+    @model_validator(mode="after")
+    def _one_clock(self):
+        if self.clock is None and self.clock_hz is None:
+            raise ValueError("missing field 'clock' (clock: {peak_hz: ..., sustained_hz: ...})")
+        if self.clock is not None and self.clock_hz is not None:
+            raise ValueError("give 'clock' or the older 'clock_hz', not both")
+        c = self.clock
+        if c is not None and c.sustained_hz is not None and c.sustained_hz > c.peak_hz:
+            raise ValueError("clock.sustained_hz is above clock.peak_hz")
+        return self
+
+    @property
+    def peak_clock_hz(self) -> float:
+        return self.clock.peak_hz if self.clock is not None else self.clock_hz
+
+    @property
+    def sustained_clock_hz(self) -> float:
+        c = self.clock
+        return (c.sustained_hz or c.peak_hz) if c is not None else self.clock_hz
 
     @field_validator("compute")
     @classmethod
@@ -169,13 +262,35 @@ def _submodel(annotation):
     return None
 
 
+_BRANCH_TAGS = {"int", "float", "str", "bool", "ParamSpec"}  # pydantic's names of union members in error paths
+
+
+def _best_error(errors: list) -> dict:
+    """The error to report: a value that fails every member of a union (a parameter as a number, text or a
+    declaration) gives one error per member; the first that is not a mere type mismatch says what is wrong."""
+    first = errors[0]
+    if len(errors) == 1:
+        return first
+    base = tuple(p for p in first["loc"] if not (isinstance(p, str) and p in _BRANCH_TAGS))
+    same = [e for e in errors if tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _BRANCH_TAGS))[
+        :len(base)] == base]
+    for e in same:
+        if not e["type"].endswith(("_type", "_parsing")):
+            return e
+    return {**first, "_all_types": True} if len(same) > 1 else first
+
+
 def validate(schema: type[BaseModel], node: Node, file: str | None = None):
     try:
         return schema.model_validate(node)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))  # drop union branch tags
+        err = _best_error(exc.errors())
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in _BRANCH_TAGS)))
         msg = err["msg"].removeprefix("Value error, ")
+        if err.get("_all_types"):  # every branch of a union refused the value's type
+            value = err["input"]
+            kind = "list" if isinstance(value, list) else "mapping" if isinstance(value, dict) else type(value).__name__
+            msg = f"unexpected {kind} {shown(value)}"
         if err["type"] == "extra_forbidden":
             parent = schema
             for p in loc[:-1]:

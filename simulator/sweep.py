@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine import BOUNDS, FULL, KernelTable, Terms, compact, evaluate, lower
-from .errors import SpecError, closest
+from .engine import BOUNDS, FULL, KernelTable, Terms, evaluate, host_excess
+from .mapping import compact, lower
+from .errors import SpecError, closest, shown
 from .graph import parse_value
 from .hardware import columns_from, field_paths, load_hardware, settable_paths
 from .ops import CATEGORIES
-from .simulate import load_model, model_defaults
+from .params import declared_params
+from .simulate import load_model, model_defaults, resolve_stack
 
 DEFAULT_MAX_POINTS = 10**7
 DEFAULT_CHUNK_ELEMENTS = 1 << 17  # design points x kernels evaluated at once: 1 MB arrays stay in cache
@@ -65,8 +67,10 @@ def parse_axis(text: str, flag: str) -> Axis:
         v = parse_value(s.strip())
         if isinstance(v, (bool, str)):
             raise SpecError(f"{flag} {text}: '{s}' is not a number")
+        if not math.isfinite(v):
+            raise SpecError(f"{flag} {shown(text)}: values must be finite numbers, got {s.strip()}")
         if v < 0:
-            raise SpecError(f"{flag} {text}: values must not be negative, got {s}")
+            raise SpecError(f"{flag} {shown(text)}: values must not be negative, got {s}")
         return v
 
     if ":" in spec:
@@ -149,10 +153,11 @@ class Job:
     terms: Terms = FULL
 
 
-def _job(model_id: str, workload: dict, overrides: dict, spec, attention: str, terms: Terms,
-         fusion: str = "none") -> Job:
+def _job(model_id: str, workload: dict, overrides: dict, hw, attention: str, terms: Terms,
+         fusion: str | None = None, stack: str | None = None) -> Job:
     built = load_model(model_id, {**overrides, **workload}, attention)
-    table = compact(lower(built, fusion))
+    spec = hw.spec
+    table = compact(lower(built, resolve_stack(stack, built, hw, fusion), spec))
     n_st = len(built.stages)
     by_stage = np.zeros((len(table), n_st))
     by_stage[np.arange(len(table)), table.stage] = table.count
@@ -172,10 +177,12 @@ def _job(model_id: str, workload: dict, overrides: dict, spec, attention: str, t
 def evaluate_block(job: Job, varied: dict) -> dict:
     """Rows (as columns) for one block of design points of one job. Used by every executor."""
     n = len(next(iter(varied.values()))) if varied else 1
-    cols = columns_from(job.spec, job.peaks, varied, n)
+    cols = columns_from(job.spec, job.peaks, varied, n, job.table.effs)
     c = evaluate(job.table, cols, job.terms, parts=False)
     time = c["time"]
-    total = time @ job.table.count
+    host = host_excess(job.table, time, job.terms)  # [points, stages]
+    device = time @ job.table.count
+    total = device + host.sum(axis=1)
     rows = {"model": np.full(n, job.model, dtype=object)}
     for k, v in job.workload.items():
         rows[k] = np.full(n, v)
@@ -184,11 +191,12 @@ def evaluate_block(job: Job, varied: dict) -> dict:
     rows["time_s"] = total
     # one matrix-vector product per group: BLAS gemv is far faster here than a skinny gemm
     for i, name in enumerate(job.stages):
-        rows[f"stage_{name}_s"] = time @ np.ascontiguousarray(job.by_stage[:, i])
+        rows[f"stage_{name}_s"] = time @ np.ascontiguousarray(job.by_stage[:, i]) + host[:, i]
     for i, name in enumerate(CATEGORIES):
         rows[f"{name}_s"] = time @ np.ascontiguousarray(job.by_category[:, i])
     # time in memory- and overhead-bound kernels; compute-bound is the rest
     parts = {b: np.where(c["bound"] == b, time, 0.0) @ job.table.count for b in (1, 2)}
+    parts[2] = parts[2] + host.sum(axis=1)  # time the host adds counts as overhead-bound
     parts[0] = total - parts[1] - parts[2]
     for b, name in enumerate(BOUNDS):
         rows[f"{name}_bound_share"] = parts[b] / total
@@ -224,10 +232,14 @@ class Sweep:
 def plan(models: list[str], hardware: str, vary: list[str], vary_workload: list[str], overrides: dict | None = None,
          hw_overrides: dict | None = None, attention: str = "flash", terms: Terms = FULL,
          samples: int | None = None, seed: int = 0, max_points: int = DEFAULT_MAX_POINTS,
-         fusion: str = "none") -> Sweep:
+         fusion: str | None = None, stack: str | None = None) -> Sweep:
     """Validate everything and build the models; nothing is evaluated or written yet."""
     if not models:
         raise SpecError("sweep: give at least one model")
+    if max_points < 1:
+        raise SpecError("--max-points must be at least 1")
+    if samples is not None and not 1 <= samples <= max_points:
+        raise SpecError(f"--samples must be between 1 and --max-points ({max_points:,}), got {samples:,}")
     base = load_hardware(hardware, hw_overrides)
     allowed = settable_paths(field_paths(base.spec.model_dump())) | {"tdp_w"}
     axes = [parse_axis(v, "--vary") for v in vary]
@@ -236,21 +248,29 @@ def plan(models: list[str], hardware: str, vary: list[str], vary_workload: list[
             raise SpecError(f"--vary {axis.path}: unknown hardware field{closest(axis.path, allowed)}")
     if len({a.path for a in axes}) != len(axes):
         raise SpecError("--vary: a field is varied twice")
-    for axis in axes:  # the schema's bounds (positive rates, efficiencies <= 1, ...) at both ends of each axis
-        grid = axis.grid()
-        for value in (grid.min(), grid.max()):
-            load_hardware(hardware, {**(hw_overrides or {}), axis.path: float(value)})
-    if samples is not None and samples < 1:
-        raise SpecError("--samples must be at least 1")
     space = DesignSpace(axes, samples, seed)
     w_axes = [parse_axis(v, "--vary-workload") for v in vary_workload]
+    if len({a.path for a in w_axes}) != len(w_axes):
+        raise SpecError("--vary-workload: a parameter is varied twice")
+    # the size from the axes' lengths alone, before any grid is built (a range's num may be 10^30)
+    total = len(models) * math.prod(a.size for a in w_axes) * space.size
+    if total > max_points:
+        raise SpecError(f"the {'sweep' if samples else 'grid'} has {total:,} points, more than --max-points "
+                        f"{max_points:,}; " + ("draw fewer --samples, vary fewer workloads or models, or raise "
+                                               "--max-points" if samples else
+                                               "use --samples N for a random subset or raise --max-points"))
+    for axis in axes:  # the schema's bounds (positive rates, efficiencies <= 1, ...) at both ends of each axis
+        ends = (min(axis.values), max(axis.values)) if axis.values else (axis.start, axis.stop)
+        for value in ends:
+            try:
+                load_hardware(hardware, {**(hw_overrides or {}), axis.path: float(value)})
+            except SpecError as exc:
+                raise SpecError(f"--vary {axis.path}={value:g}: "
+                                f"{exc.message.partition(': ')[2] if exc.message.startswith('--hw-set') else exc}") \
+                    from None
     workloads = []
     for combo in itertools.product(*[a.grid() for a in w_axes]):
         workloads.append({a.path: (int(v) if float(v).is_integer() else float(v)) for a, v in zip(w_axes, combo)})
-    total = len(models) * len(workloads) * space.size
-    if total > max_points and samples is None:
-        raise SpecError(f"the grid has {total:,} points, more than --max-points {max_points:,}; "
-                        "use --samples N for a random subset or raise --max-points")
     # --set and --vary-workload apply to the models that declare the parameter; a name none declares is an error
     declared = {m: model_defaults(m) for m in models}
     for name in list(overrides or {}) + [a.path for a in w_axes]:
@@ -258,11 +278,20 @@ def plan(models: list[str], hardware: str, vary: list[str], vary_workload: list[
             known = sorted({k for d in declared.values() for k in d})
             raise SpecError(f"--set/--vary-workload {name}: no model in this sweep has that workload parameter"
                             f"{closest(name, known)}")
+    for m in models:  # each value against the parameter's declared type and range, naming the option
+        params = declared_params(m)
+        for name, value in (overrides or {}).items():
+            if name in params:
+                params[name].check(value, "--set")
+        for w in workloads:
+            for name, value in w.items():
+                if name in params:
+                    params[name].check(value, "--vary-workload")
     jobs = []
     for m in models:
         mine = {k: v for k, v in (overrides or {}).items() if k in declared[m]}
         for w in dict.fromkeys(tuple((k, v) for k, v in w.items() if k in declared[m]) for w in workloads):
-            jobs.append(_job(m, dict(w), mine, base.spec, attention, terms, fusion))
+            jobs.append(_job(m, dict(w), mine, base, attention, terms, fusion, stack))
     kernels = max(len(j.table) for j in jobs)
     chunk = max(1, DEFAULT_CHUNK_ELEMENTS // max(kernels, 1))
     sweep = Sweep(jobs, space, chunk)
@@ -354,3 +383,63 @@ def run_dask(sweep: Sweep, scheduler: str | None = None, max_in_flight: int = 16
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _specs(vary) -> list[str]:
+    """`--vary` texts from a list of 'FIELD=SPEC' strings or a {field: [values] | 'start:stop:num[:log]'} dict."""
+    if vary is None:
+        return []
+    if isinstance(vary, str):
+        return [vary]
+    if isinstance(vary, dict):
+        out = []
+        for path, spec in vary.items():
+            text = spec if isinstance(spec, str) else ",".join(repr(v) for v in
+                                                               (spec if hasattr(spec, "__iter__") else [spec]))
+            out.append(f"{path}={text}")
+        return out
+    return list(vary)
+
+
+def sweep(models, hardware: str = "a100", vary=None, vary_workload=None, out: str | None = None, **options):
+    """`python -m simulator sweep` as a function: rows as a list of records, or the path written when `out` is
+    given (.csv, .json or .parquet, streamed block by block exactly as the CLI writes them).
+
+    `models`: an id / path or a list of them (or 'a,b'). `vary` / `vary_workload`: {field: [values]} or
+    {field: 'start:stop:num[:log]'} or a list of 'FIELD=SPEC' texts. Other keywords go to `plan()`
+    (overrides, hw_overrides, attention, terms, samples, seed, max_points, fusion, ...), e.g.
+
+        simulator.sweep("sd15", "h100", vary={"memory.bandwidth": [1e12, 2e12, 4e12]})
+    """
+    from .writers import FORMATS, abort, check_output, open_writer
+    if out is not None:  # before any work, as the CLI does
+        check_output(out, "out", suffixes=tuple(FORMATS))
+    names = [m.strip() for m in models.split(",")] if isinstance(models, str) else list(models)
+    sw = plan([m for m in names if m], hardware, _specs(vary), _specs(vary_workload), **options)
+    if out is not None:
+        writer = open_writer(out, sw.columns)
+        try:
+            for rows, _ in run_local(sw):
+                writer.write(rows)
+        except KeyboardInterrupt:  # like the CLI: the file keeps the blocks finished so far
+            writer.close()
+            raise
+        except BaseException:  # an error: no partial file
+            abort(writer, out)
+            raise
+        writer.close()
+        return out
+    blocks = [rows for rows, _ in run_local(sw)]
+    table = concat(blocks, sw.columns)
+    values = [[None if isinstance(v, float) and v != v else v for v in table[c].tolist()] for c in sw.columns]
+    return [dict(zip(sw.columns, row)) for row in zip(*values)]
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """`simulator.sweep` is this module (plan, run_local, ...) and, called, the `sweep()` function above."""
+
+    def __call__(self, *args, **kwargs):
+        return sweep(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

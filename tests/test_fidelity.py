@@ -7,7 +7,7 @@ from simulator import calibrate, fidelity
 from simulator.engine import FULL
 from simulator.hardware import load_hardware
 
-TRUTH = {"efficiency.matrix": 0.6, "efficiency.attention": 0.45, "efficiency.memory": 0.7,
+TRUTH = {"efficiency.matrix": 0.6, "efficiency.attention_backends.flash": 0.45, "efficiency.memory": 0.7,
          "efficiency.launch_overhead_s": 8e-6, "efficiency.memory_latency_s": 1e-6}
 
 
@@ -15,8 +15,8 @@ TRUTH = {"efficiency.matrix": 0.6, "efficiency.attention": 0.45, "efficiency.mem
 def synthetic():
     """The full GPU plan, 'measured' on an H100 whose efficiency is TRUTH, with 5 % log-normal noise."""
     rows = calibrate.plan("cuda", quick=False)
-    cases = fidelity.cases_table(rows)
     spec = load_hardware("h100").spec
+    cases = fidelity.cases_table(rows, spec)
     true = fidelity.predict(cases, spec, FULL, {k: np.array([v]) for k, v in TRUTH.items()})[0]
     rng = np.random.default_rng(0)
     for row, t in zip(rows, true * np.exp(rng.normal(0, 0.05, len(rows)))):
@@ -34,10 +34,16 @@ def test_fit_recovers_parameters(synthetic):
     result = fidelity.fit(synthetic, "h100")
     got = result["parameters"]
     assert got["efficiency.matrix"] == pytest.approx(0.6, abs=0.05)
-    assert got["efficiency.attention"] == pytest.approx(0.45, abs=0.05)
+    assert got["efficiency.attention_backends.flash"] == pytest.approx(0.45, abs=0.05)
     assert got["efficiency.memory"] == pytest.approx(0.7, abs=0.05)
     assert got["efficiency.launch_overhead_s"] == pytest.approx(8e-6, abs=1.5e-6)
+    # the size-dependent terms: h100.yaml's per-tile fixed costs (256 K elements / keys) and convolutions at the
+    # GEMM fraction (no conv fraction in the truth)
+    assert got["efficiency.gemm_k_overhead"] == pytest.approx(256, abs=100)
+    assert got["efficiency.attention_k_overhead"] == pytest.approx(256, abs=100)
+    assert got["efficiency.conv"] == pytest.approx(0.6, abs=0.05)
     assert result["loss_after"] < result["loss_before"]
+    assert not {"efficiency.matrix", "efficiency.memory", "efficiency.conv"} & set(result["at_bound"])
 
 
 def test_fit_then_validate_on_held_out_rows(synthetic, tmp_path):
@@ -58,7 +64,7 @@ def test_public_cases_load_and_simulate():
     cases = fidelity.load_public("measurements/public.yaml")
     assert len(cases) >= 8 and all(c["source"] for c in cases)
     case = next(c for c in cases if c["metric"] == "decode_tokens_per_s")
-    assert fidelity.simulate_case(case) > 0
+    assert fidelity.simulate_case(case)[0] > 0
 
 
 def test_bad_fit_input(tmp_path):

@@ -48,9 +48,11 @@ def test_shared_weights_are_counted_once():
 
 
 def test_zero_repeat_stage_costs_nothing():
-    from simulator.engine import lower
+    from simulator.hardware import load_hardware
+    from simulator.mapping import lower
+    from simulator.stacks import load_stack
     model = build_model(TINY, {"output_tokens": 0})
-    table = lower(model)
+    table = lower(model, load_stack("eager"), load_hardware("a100").spec)
     assert table.count[table.stage == 1].sum() == 0
 
 

@@ -66,7 +66,7 @@ def test_flash_speedup_recomputed_from_run_json(report_dir):
 
 
 def test_seq_len_finding_reads_the_unet():
-    r = paper.characterise.__globals__["run"]("sd15", "a100")
+    r = paper.simulate.run("sd15", "a100", stack=paper.STUDY_STACK)
     lens = [row["q_len"] for row in paper.attention_layers(r, "denoiser") if row["role"] == "self"]
     assert max(lens) == 4096 and min(lens) == 64  # 64x64 latent down to the 8x8 mid block
 

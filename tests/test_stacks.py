@@ -1,0 +1,109 @@
+"""Software stacks as data: loading, precedence, bad input, and what each stack changes in the kernel table."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from simulator import run
+from simulator.hardware import load_hardware
+from simulator.library import builtin_ids
+from simulator.mapping import attention_backend, lower
+from simulator.simulate import load_model
+from simulator.stacks import load_stack
+
+STACKS = ("eager", "compile", "compile-cudagraphs", "tensorrt", "xla", "serving")
+
+
+def test_every_required_stack_is_built_in_and_loads():
+    assert set(STACKS) <= set(builtin_ids("stacks"))
+    for s in STACKS:
+        st = load_stack(s)
+        assert st.spec.name and st.sha256 and len(st.sha256) == 64
+
+
+def test_bad_stack_name_is_one_line_with_the_closest_name():
+    code, _, err = run_cli("run", "sd15", "--stack", "eagr")
+    assert code == 2 and err.count("\n") == 1 and "eager" in err and "Traceback" not in err
+
+
+def test_bad_stack_file_names_file_line_and_field(tmp_path):
+    bad = tmp_path / "s.yaml"
+    bad.write_text(open(load_stack("eager").file).read().replace("launch: stream", "launch: streem"))
+    code, _, err = run_cli("run", "sd15", "--stack", str(bad))
+    assert code == 2 and err.count("\n") == 1 and "s.yaml:" in err and "launch" in err
+
+
+def test_precedence_cli_over_model_over_device():
+    assert run("sd15", "a100").stack.id == "eager"             # nothing given: eager
+    assert run("sd15", "tpu-v5e").stack.id == "xla"            # the device's default
+    assert run("sd15", "tpu-v5e", stack="eager").stack.id == "eager"  # the command line wins
+
+
+def test_json_names_the_stack_backend_host_time_and_provenance():
+    code, out, _ = run_cli("run", "sd15", "--hardware", "h100", "--stack", "compile", "--format", "json")
+    d = json.loads(out)
+    assert code == 0 and d["stack"] == "compile"
+    backends = {op["stage"]: op["backend"] for op in d["ops"] if op["kind"] == "attention"}
+    # head dim 64 (CLIP) and 40 (UNet) run flash; the VAE's single 512-wide head is beyond flash (<= 256) and H100
+    # lists no memory-efficient kernel, so it is materialised
+    assert backends == {"text_encoder": "flash", "denoiser": "flash", "decoder": "math"}
+    assert all("host_s" in s for s in d["stages"])
+    assert d["provenance"]["stack"] == "compile" and len(d["provenance"]["hardware_sha256"]) == 64
+    assert d["totals"]["time_s"] == pytest.approx(d["totals"]["device_time_s"] + d["totals"]["host_s"])
+
+
+def test_a_slow_host_bounds_eager_time_and_graphs_remove_it(tmp_path):
+    """With a host far slower than the device, eager time is the host's; replaying a graph removes it."""
+    slow = tmp_path / "slow.yaml"
+    slow.write_text(open(load_stack("eager").file).read().replace("op_s: 1.0e-5", "op_s: 1.0e-4"))
+    eager = run("llama2-7b", "h100", {"output_tokens": 16}, stack=str(slow))
+    graphs = run("llama2-7b", "h100", {"output_tokens": 16}, stack=str(slow), graphs=True)
+    per_token = sum(op.count for op in eager.model.stages[1].ops if op.result.kernels) * 1e-4
+    assert eager.by_stage()[1]["time_s"] == pytest.approx(15 * per_token, rel=0.05)  # the host's pace
+    decode = next(s for s in eager.by_stage() if s["name"] == "decode")
+    assert decode["host_s"] > 0 and decode["bound"] == "host"
+    assert graphs.host_time_s == 0.0 and graphs.time_s < eager.time_s
+
+
+def test_host_excess_matches_a_brute_force_queue():
+    """The closed form equals simulating the host/device queue kernel by kernel."""
+    from simulator.engine import KernelTable, host_excess
+    rng = np.random.default_rng(1)
+    n, repeat = 12, 5
+    host, dev = rng.uniform(0, 3, n), rng.uniform(0, 3, n)
+    rows = [(0, 0, 0, 2, 0, 0, 0, 1.0, 1.0, 0, 0, 0, 0, 1, repeat, h) for h in host]
+    t = KernelTable.from_rows([], rows, {("vector", "fp16"): 0}, {"vector": 0}, {"": 0}, [(repeat, 0.0, False)])
+    excess = host_excess(t, dev[None, :])[0, 0]
+    issue = end = 0.0
+    for _ in range(repeat):
+        for h, d in zip(host, dev):
+            issue += h
+            end = max(end, issue) + d
+    assert repeat * dev.sum() + excess == pytest.approx(end)
+
+
+def test_selector_falls_back_by_dtype_and_head_dim():
+    eager, spec = load_stack("eager"), load_hardware("a100").spec
+    assert attention_backend(eager, spec, "fp16", 64, "flash") == "flash"
+    assert attention_backend(eager, spec, "fp16", 320, "flash") == "math"  # flash and efficient refuse > 256?
+    assert attention_backend(eager, spec, "fp16", 64, "math") == "math"
+    tpu = load_hardware("tpu-v5e").spec
+    assert attention_backend(load_stack("xla"), tpu, "bf16", 64, "flash") == "math"  # no fused kernel listed
+
+
+def test_eager_nchw_convolutions_pay_layout_transposes_channels_last_stacks_do_not():
+    model = load_model("sd15", {"steps": 1})
+    spec = load_hardware("a100").spec
+    eager, compiled = lower(model, load_stack("eager"), spec), lower(model, load_stack("compile"), spec)
+    tag = lambda t: t.backends.index("nchw<->nhwc") if "nchw<->nhwc" in t.backends else -1  # noqa: E731
+    assert (eager.backend == tag(eager)).sum() > 0 and (compiled.backend == tag(compiled)).sum() == 0
+
+
+def test_fusion_override_beats_the_stack():
+    assert run("sd15", "a100", stack="compile", fusion="none").fusion == "none"
+    assert run("sd15", "a100", stack="eager", fusion="elementwise").fusion == "elementwise"
+
+
+def test_tensorrt_is_faster_than_eager_on_the_same_pipeline():
+    assert run("sd15", "a100", stack="tensorrt").time_s < run("sd15", "a100", stack="eager").time_s
