@@ -11,16 +11,28 @@ from simulator import sweep as sw
 from simulator.simulate import load_model, run
 
 
-def main(points=100_000):
-    plan = sw.plan(["sd15"], "h100", ["compute.fp16=200e12:4000e12:1000:log",
-                                      f"memory.bandwidth=1e12:16e12:{points // 1000}:log"], [])
-    kernels = len(plan.jobs[0].table)
-    ops = sum(len(s.ops) for s in load_model("sd15").stages)
+VARY = ["compute.fp16=200e12:4000e12:1000:log", "memory.bandwidth=1e12:16e12:{n}:log"]  # 1000 x n points
+
+
+def make_plan(points=100_000):
+    """sd15 on h100 over `points` design points (a 1000 x points/1000 grid); bench_startup.py uses it too."""
+    return sw.plan(["sd15"], "h100", [VARY[0], VARY[1].format(n=points // 1000)], [])
+
+
+def engine_time(plan) -> tuple[float, int]:
+    """Seconds to evaluate every block of the plan in this process (no output), and the points done."""
     start = time.perf_counter()
     n = 0
     for rows, n in sw.run_local(plan):
         pass
-    vectorised = time.perf_counter() - start
+    return time.perf_counter() - start, n
+
+
+def main(points=100_000):
+    plan = make_plan(points)
+    kernels = len(plan.jobs[0].table)
+    ops = sum(len(s.ops) for s in load_model("sd15").stages)
+    vectorised, n = engine_time(plan)
     per_point = vectorised / n
     print(f"sd15 on h100: {ops} ops, evaluated as {kernels} distinct kernels; {n:,} design points in "
           f"{vectorised:.2f} s: {1e9 * vectorised / (n * ops):.1f} ns per (op x design point) (target <= 20), "

@@ -47,7 +47,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .ops import OPS, OpCall, numel
+from .ops import OPS, OpCall, OpError, numel
 
 COLUMNS = ("kind", "shapes", "attrs", "attention", "dtype", "time_s", "repeats", "device", "torch", "driver",
            "date", "error")
@@ -677,20 +677,81 @@ def write_csv(rows: list, path: str) -> None:
     write_atomic(path, buf.getvalue())
 
 
+REQUIRED_COLUMNS = ("kind", "shapes", "dtype", "time_s")
+
+
 def read_csv(path: str) -> list:
     """Rows of a calibration CSV: shapes and attrs parsed from JSON, time_s a float (None when empty), repeats
-    an int; other columns strings."""
+    an int; other columns strings. A missing file, a missing column or a malformed value is a SpecError naming
+    the file, line and column."""
+    from .dtypes import BYTES
+    from .errors import Location, SpecError, shown
+    from .loader import read_text
+    text = read_text(path, "measurements")
     rows = []
-    with open(path, newline="", encoding="utf-8") as fh:
-        for rec in csv.DictReader(fh):
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise SpecError(f"not a calibration CSV: no column {', '.join(missing)} (columns: "
+                            f"{shown(', '.join(reader.fieldnames or []))})", Location(path, 1))
+        for rec in reader:
+            where = Location(path, reader.line_num)
+
+            def bad(column, what):
+                return SpecError(f"{column} {shown(rec.get(column))}: {what}", where)
+
             row = dict(rec)
-            row["shapes"] = json.loads(rec["shapes"]) if rec.get("shapes") else []
-            row["attrs"] = json.loads(rec["attrs"]) if rec.get("attrs") else {}
-            row["time_s"] = float(rec["time_s"]) if rec.get("time_s") else None
-            row["repeats"] = int(rec["repeats"]) if rec.get("repeats") else 0
+            try:
+                row["shapes"] = json.loads(rec["shapes"]) if rec.get("shapes") else []
+            except ValueError:
+                raise bad("shapes", "expected JSON, e.g. [[1024, 1024], [1024, 1024]]") from None
+            try:
+                row["attrs"] = json.loads(rec["attrs"]) if rec.get("attrs") else {}
+            except ValueError:
+                raise bad("attrs", "expected a JSON object, e.g. {\"heads\": 8}") from None
+            try:
+                row["time_s"] = float(rec["time_s"]) if rec.get("time_s") else None
+            except ValueError:
+                raise bad("time_s", "expected a number of seconds") from None
+            try:
+                row["repeats"] = int(rec["repeats"]) if rec.get("repeats") else 0
+            except ValueError:
+                raise bad("repeats", "expected a whole number") from None
             for col in ("attention", "dtype", "device", "torch", "driver", "date", "error"):
                 row[col] = rec.get(col) or ""
+            if row["kind"] not in OPS:
+                raise bad("kind", "unknown op kind")
+            if row["dtype"] not in BYTES:
+                raise bad("dtype", f"unknown dtype (dtypes: {', '.join(BYTES)})")
+            if row["time_s"] is not None and not (math.isfinite(row["time_s"]) and row["time_s"] > 0):
+                raise bad("time_s", "expected a finite positive number of seconds")
+            if not (isinstance(row["shapes"], list) and all(
+                    isinstance(sh, list) and all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d <= 2**40
+                                                 for d in sh) and numel(sh) <= 2**60 for sh in row["shapes"])):
+                raise bad("shapes", "expected a list of shapes of positive whole numbers")
+            if not isinstance(row["attrs"], dict):
+                raise bad("attrs", "expected a JSON object")
+            opdef = OPS[row["kind"]]
+            lo, hi = opdef.inputs
+            if len(row["shapes"]) < lo or (hi is not None and len(row["shapes"]) > hi):
+                raise bad("shapes", f"{row['kind']} takes {lo if lo == hi else f'{lo} or more'} inputs")
+            unknown_attrs = [k for k in row["attrs"] if k not in opdef.attrs]
+            if unknown_attrs:
+                raise bad("attrs", f"{row['kind']} has no attribute {shown(unknown_attrs[0])} "
+                                   f"(attributes: {', '.join(opdef.attrs) or 'none'})")
+            try:  # the simulator must be able to cost the row
+                result = opdef.fn(op_call(row))
+                if any(d < 1 for shape in result.outputs for d in shape):
+                    raise OpError(f"the op would produce an empty or negative shape {shown(result.outputs)}")
+            except OpError as exc:
+                raise SpecError(f"{row['kind']} case: {exc}", where) from None
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError):
+                raise SpecError(f"{row['kind']} case with shapes {shown(row['shapes'])} and attrs "
+                                f"{shown(row['attrs'])} cannot be costed", where) from None
             rows.append(row)
+    except csv.Error as exc:
+        raise SpecError(f"malformed CSV: {exc}", Location(path)) from None
     return rows
 
 

@@ -12,6 +12,12 @@ import math
 import re
 from functools import lru_cache
 
+from .errors import shown
+
+# Bounds checked before any work, so no expression can make the simulator hang or print a huge value:
+MAX_CHARS = 2000          # the longest expression (the built-in models' longest is under 100)
+MAX_MAGNITUDE = 2 ** 63   # any number an expression reads or computes (dimensions are far below this)
+
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+\.\d*(?:[eE][-+]?\d+)?|\d*\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+)"
     r"|(?P<name>[A-Za-z_][A-Za-z_0-9]*)"
@@ -64,7 +70,7 @@ def _tokens(text: str):
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise ExprError(f"unexpected character '{text[pos:].strip()[:1]}' in expression '{text}'")
+            raise ExprError(f"unexpected character {text[pos:].strip()[:1]!r} in expression {shown(text)}")
         pos = m.end()
         kind = m.lastgroup
         out.append((kind, m.group(kind)))
@@ -82,7 +88,11 @@ class _Parser:
     }
 
     def __init__(self, text: str):
+        if len(text) > MAX_CHARS:
+            raise ExprError(f"expression of {len(text):,} characters is longer than the limit of {MAX_CHARS:,}: "
+                            f"{shown(text)}")
         self.text = text
+        self.shown = shown(text)
         self.toks = _tokens(text)
         self.i = 0
 
@@ -97,12 +107,12 @@ class _Parser:
     def expect(self, value):
         tok = self.take()
         if tok[1] != value:
-            raise ExprError(f"expected '{value}' in expression '{self.text}'")
+            raise ExprError(f"expected '{value}' in expression {self.shown}")
 
     def parse(self):
         node = self.expr(0)
         if self.peek()[0] != "end":
-            raise ExprError(f"unexpected '{self.peek()[1]}' in expression '{self.text}'")
+            raise ExprError(f"unexpected '{self.peek()[1]}' in expression {self.shown}")
         return node
 
     def _binop(self, tok):
@@ -138,11 +148,15 @@ class _Parser:
     def atom(self):
         kind, value = self.take()
         if kind == "num":
-            return ("num", float(value) if any(c in value for c in ".eE") else int(value))
+            if any(c in value for c in ".eE"):
+                return ("num", _checked(float(value)))
+            if len(value) > 19:  # more digits than any number below MAX_MAGNITUDE
+                raise ExprError(f"number {shown(value)} is too large (limit {MAX_MAGNITUDE:.3g})")
+            return ("num", _checked(int(value)))
         if kind == "name":
             if self.peek() == ("op", "("):
                 if value not in FUNCTIONS:
-                    raise ExprError(f"unknown function '{value}' in expression '{self.text}' "
+                    raise ExprError(f"unknown function '{value}' in expression {self.shown} "
                                     f"(functions: {', '.join(sorted(FUNCTIONS))})")
                 self.take()
                 args = []
@@ -160,7 +174,7 @@ class _Parser:
             node = self.expr(0)
             self.expect(")")
             return node
-        raise ExprError(f"unexpected {'end' if kind == 'end' else repr(value)} in expression '{self.text}'")
+        raise ExprError(f"unexpected {'end' if kind == 'end' else repr(value)} in expression {self.shown}")
 
 
 @lru_cache(maxsize=None)
@@ -188,9 +202,33 @@ def _mod(a, b):
     return a % b
 
 
+def _pow(a, b):
+    """`a ** b`, refused before it is computed when the result would pass MAX_MAGNITUDE (`2 ** 99999999`
+    would otherwise take minutes and gigabytes)."""
+    if a != 0 and b > 0 and abs(a) != 1 and b * math.log2(abs(a)) > math.log2(MAX_MAGNITUDE):
+        raise ExprError(f"{shown(a)} ** {shown(b)} is too large (limit {MAX_MAGNITUDE:.3g})")
+    if a == 0 and b < 0:
+        raise ExprError("division by zero (0 to a negative power)")
+    result = a ** b
+    if isinstance(result, complex):
+        raise ExprError(f"{shown(a)} ** {shown(b)} is not a real number")
+    return result
+
+
+def _checked(value):
+    """Numbers stay finite and below MAX_MAGNITUDE: a bound on every intermediate keeps each step cheap."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExprError(f"the value {value} is not a finite number")
+    if abs(value) > MAX_MAGNITUDE:
+        raise ExprError(f"the value {value:.6g} is too large (limit {MAX_MAGNITUDE:.3g})")
+    return value
+
+
 _OPS = {
     "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": _div, "//": _floordiv,
-    "%": _mod, "**": lambda a, b: a ** b,
+    "%": _mod, "**": _pow,
     "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
     ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
 }
@@ -220,17 +258,26 @@ def _eval(node, env, used):
             if op in ("==", "!="):
                 return _OPS[op](a, b)
             raise ExprError(f"operator '{op}' does not apply to text values")
-        return _OPS[op](a, b)
+        return _checked(_OPS[op](a, b))
     if tag == "neg":
-        return -_eval(node[1], env, used)
+        value = _eval(node[1], env, used)
+        if isinstance(value, (str, tuple)):
+            raise ExprError("unary '-' applies to numbers only")
+        return -value
     if tag == "not":
         return not _eval(node[1], env, used)
     if tag == "call":
         args = [_eval(a, env, used) for a in node[2]]
+        if node[1] not in ("dim", "rank", "if") and any(isinstance(a, (str, tuple)) for a in args):
+            raise ExprError(f"{node[1]}() takes numbers")
         try:
-            return FUNCTIONS[node[1]](*args)
+            return _checked(FUNCTIONS[node[1]](*args))
         except TypeError:
             raise ExprError(f"wrong number of arguments to {node[1]}()") from None
+        except ExprError:
+            raise
+        except ValueError:
+            raise ExprError(f"{node[1]}() of {', '.join(shown(a) for a in args)} is undefined") from None
     raise AssertionError(tag)
 
 
@@ -239,10 +286,12 @@ def evaluate(value, env: dict, used: set | None = None):
 
     `used`, when given, collects the names the expression read (to track what depends on an iteration).
     """
-    if isinstance(value, bool) or isinstance(value, (int, float)):
+    if isinstance(value, bool):
         return value
+    if isinstance(value, (int, float)):
+        return _checked(value)
     if not isinstance(value, str):
-        raise ExprError(f"expected a number or an expression, got {type(value).__name__}")
+        raise ExprError(f"expected a number or an expression, got {type(value).__name__} {shown(value)}")
     if value in env and not isinstance(env[value], (int, float)):  # a bare text-valued name such as dtype
         if used is not None:
             used.add(value)
@@ -250,6 +299,6 @@ def evaluate(value, env: dict, used: set | None = None):
     try:
         return _eval(parse(value), env, used)
     except RecursionError:
-        raise ExprError(f"expression too deeply nested: '{value}'") from None
-    except OverflowError:
-        raise ExprError(f"expression overflows: '{value}'") from None
+        raise ExprError(f"expression too deeply nested: {shown(value)}") from None
+    except (OverflowError, ZeroDivisionError):
+        raise ExprError(f"expression overflows: {shown(value)}") from None

@@ -77,14 +77,51 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
+# Aliases let a few lines of YAML stand for an exponentially large value ("billion laughs"). The loader shares
+# the aliased objects, so loading is cheap, but anything that walks the value (validation, an error message)
+# would expand it: a file whose values, aliases expanded, exceed this count is refused before anything reads it.
+MAX_YAML_VALUES = 1_000_000
+
+
+def read_text(path: str, what: str = "file") -> str:
+    """A text file as UTF-8; unreadable files and bytes that are not UTF-8 are SpecErrors with the line."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read {what}: {exc.strerror or exc}", Location(path)) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise SpecError(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} cannot be decoded", Location(path, line)) \
+            from None
+
+
+def expanded_size(data, limit: int = MAX_YAML_VALUES) -> int:
+    """How many values `data` holds with every alias expanded (shared objects counted once per use), stopping
+    early once past `limit`. Memoised by object, so a bomb costs time linear in its text."""
+    sizes: dict = {}
+    # iterative post-order walk: deep nesting must not exhaust Python's stack
+    stack = [(data, False)]
+    while stack:
+        obj, done = stack.pop()
+        if not isinstance(obj, (dict, list)) or (id(obj) in sizes and not done):
+            continue
+        children = list(obj.values()) if isinstance(obj, dict) else obj
+        if done:
+            total = 1 + sum(sizes.get(id(c), 1) if isinstance(c, (dict, list)) else 1 for c in children)
+            sizes[id(obj)] = min(total, limit + 1)
+            continue
+        stack.append((obj, True))
+        stack.extend((c, False) for c in children if isinstance(c, (dict, list)) and id(c) not in sizes)
+    return sizes.get(id(data), 1)
+
+
 def load_yaml(path: str | Path, text: str | None = None):
     """Parse a YAML file safely; syntax errors become a SpecError with the file and line."""
     path = str(path)
     if text is None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SpecError(f"cannot read file: {exc.strerror}", Location(path)) from None
+        text = read_text(path)
     loader = _LineLoader(text)
     loader.filename = path
     try:
@@ -93,10 +130,21 @@ def load_yaml(path: str | Path, text: str | None = None):
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise SpecError(f"malformed YAML: {exc.problem or exc.context}", Location(path, line)) from None
+    except yaml.reader.ReaderError as exc:  # e.g. a NUL byte: the reader knows the position, not the line
+        line = text[:exc.position].count("\n") + 1 if isinstance(exc.position, int) else None
+        char = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        what = f"#x{char:04x}" if isinstance(char, int) else repr(char)
+        raise SpecError(f"malformed YAML: unacceptable character {what} ({exc.reason})", Location(path, line)) \
+            from None
     except yaml.YAMLError as exc:
-        raise SpecError(f"malformed YAML: {exc}", Location(path)) from None
+        raise SpecError(f"malformed YAML: {' '.join(str(exc).split())}", Location(path)) from None
+    except RecursionError:
+        raise SpecError("malformed YAML: nested too deeply", Location(path)) from None
     finally:
         loader.dispose()
     if not isinstance(data, Node):
         raise SpecError("expected a mapping at the top level", Location(path, 1))
+    if expanded_size(data) > MAX_YAML_VALUES:
+        raise SpecError(f"YAML aliases expand to more than {MAX_YAML_VALUES:,} values; refusing the file "
+                        "(an alias bomb?)", Location(path, 1))
     return data

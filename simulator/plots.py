@@ -11,14 +11,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib import patheffects  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
-from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from .errors import SpecError  # noqa: E402
+from .report import si as prefixed  # noqa: E402  (12.3 G: SI prefix, 3 digits)
 
 FIELD_LABELS = {
     "memory.bandwidth": ("memory bandwidth", "B/s"),
-    "memory.capacity": ("memory capacity", "B"),
+    "memory.capacity": ("memory capacity", "GiB"),  # as vendors state it (80 GB A100 = 80 GiB); values in bytes
     "tdp_w": ("TDP", "W"),
     "cores": ("cores", ""),
     "clock_hz": ("clock", "Hz"),
@@ -62,17 +65,58 @@ def _log_axis(values: np.ndarray) -> bool:
     return len(v) == len(values) and len(v) > 1 and v.max() / v.min() >= 4
 
 
-def _axis(ax, which: str, path: str, values: np.ndarray) -> None:
-    """Label an axis with its field and unit, engineering-formatted (2 TB/s, 500 TFLOP/s), log when wide."""
+def _split_label(path: str) -> tuple[str, str]:
     name, unit = (field_label(path).rsplit(" [", 1) + [""])[:2]
-    unit = unit.rstrip("]")
+    return name, unit.rstrip("]")
+
+
+def _value_text(value: float, unit: str) -> str:
+    """A tick label: SI prefix and 3 significant digits for quantities with a unit (200 T, 3.35 T, 5 µ), the plain
+    number for unitless fields (cores, efficiency fractions). The unit itself is in the axis label."""
+    if unit == "GiB":
+        return f"{value / 2**30:.3g}"
+    return prefixed(value) if unit else f"{value:.3g}"
+
+
+def _log_locator(lo: float, hi: float) -> LogLocator:
+    """Ticks at 1-2-5 within two decades, at every decade beyond: enough labels, never overlapping."""
+    decades = np.log10(hi / lo) if lo > 0 and hi > lo else 0.0
+    subs = (1.0, 2.0, 3.0, 5.0) if decades <= 1.2 else (1.0, 2.0, 5.0) if decades <= 2.2 else \
+        (1.0, 3.0) if decades <= 3.5 else (1.0,)
+    return LogLocator(subs=subs)
+
+
+def _axis(ax, which: str, path: str, values: np.ndarray) -> None:
+    """A continuous axis for a hardware field: 'name [unit]' label, SI-prefixed ticks, log when the range is wide."""
+    name, unit = _split_label(path)
     axis = ax.xaxis if which == "x" else ax.yaxis
     if _log_axis(values):
         (ax.set_xscale if which == "x" else ax.set_yscale)("log")
-        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_locator(_log_locator(values.min(), values.max()))
         axis.set_minor_formatter(NullFormatter())
-    axis.set_major_formatter(EngFormatter(unit=unit))
-    (ax.set_xlabel if which == "x" else ax.set_ylabel)(name)
+    axis.set_major_formatter(FuncFormatter(lambda v, _: _value_text(v, unit)))
+    (ax.set_xlabel if which == "x" else ax.set_ylabel)(f"{name} [{unit}]" if unit else name)
+
+
+def _time_axis(ax, which: str, values, label: str = "end-to-end time [s]") -> None:
+    """A log time axis with ticks in seconds and SI prefixes (300 ms, 1 s), not 3x10^-1."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    if len(values):
+        axis.set_major_locator(_log_locator(values.min(), values.max()))
+    axis.set_major_formatter(EngFormatter(unit="s"))
+    axis.set_minor_formatter(NullFormatter())
+    (ax.set_xlabel if which == "x" else ax.set_ylabel)(label)
+
+
+def _grid_ticks(axis, values: np.ndarray, unit: str, max_labels: int) -> None:
+    """Heatmap ticks at cell centres, labelled with the swept values (every k-th when there are many)."""
+    step = max(1, int(np.ceil(len(values) / max_labels)))
+    pos = np.arange(0, len(values), step)
+    axis.set_ticks(pos, [_value_text(values[i], unit) for i in pos])
+    axis.set_ticks([], minor=True)
 
 
 def _series_key(rows: dict, i: int, workload: list) -> str:
@@ -81,6 +125,11 @@ def _series_key(rows: dict, i: int, workload: list) -> str:
 
 
 def plot_sweep(rows: dict, varied: list, workload: list, out: str, cost: str | None = None) -> list[str]:
+    """Draw the sweep's figure (see `sweep_figure`) into `out`."""
+    return save(sweep_figure(rows, varied, workload, cost), out)
+
+
+def sweep_figure(rows: dict, varied: list, workload: list, cost: str | None = None) -> "plt.Figure":
     """One varied field: time vs field, a line per model. Two: heatmap with the compute/memory boundary.
     More: Pareto front of time against a cost field (TDP by default)."""
     keys = np.array([_series_key(rows, i, workload) for i in range(len(rows["time_s"]))])
@@ -93,34 +142,12 @@ def plot_sweep(rows: dict, varied: list, workload: list, out: str, cost: str | N
             order = np.argsort(rows[x_field][sel])
             ax.plot(rows[x_field][sel][order], rows["time_s"][sel][order], marker="o", ms=3, label=s)
         _axis(ax, "x", x_field, rows[x_field])
-        ax.set_yscale("log")
-        ax.set_ylabel("end-to-end time [s]")
-        ax.set_title("Time per inference vs " + field_label(x_field).split(" [")[0])
-        ax.legend()
-        return save(fig, out)
+        _time_axis(ax, "y", rows["time_s"], "time per inference [s]")
+        ax.set_title("Time per inference vs " + _split_label(x_field)[0])
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        return fig
     if len(varied) == 2:
-        fx, fy = varied
-        fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series), 3.6), squeeze=False,
-                                 layout="constrained")
-        for ax, s in zip(axes[0], series):
-            sel = keys == s
-            xs, ys = np.unique(rows[fx][sel]), np.unique(rows[fy][sel])
-            if len(xs) * len(ys) != sel.sum():
-                raise SpecError("a heatmap needs a grid: drop --samples or vary more fields for a Pareto plot")
-            grid = np.full((len(ys), len(xs)), np.nan)
-            share = np.full_like(grid, np.nan)
-            xi, yi = np.searchsorted(xs, rows[fx][sel]), np.searchsorted(ys, rows[fy][sel])
-            grid[yi, xi] = rows["time_s"][sel]
-            share[yi, xi] = rows["compute_bound_share"][sel]
-            mesh = ax.pcolormesh(xs, ys, grid, shading="nearest", norm=LogNorm(), cmap="viridis")
-            fig.colorbar(mesh, ax=ax, label="time per inference [s]")
-            if np.nanmin(share) < 0.5 < np.nanmax(share):
-                cs = ax.contour(xs, ys, share, levels=[0.5], colors="white", linewidths=1.2)
-                ax.clabel(cs, fmt={0.5: "compute = memory bound"}, fontsize=7)
-            _axis(ax, "x", fx, xs)
-            _axis(ax, "y", fy, ys)
-            ax.set_title(s)
-        return save(fig, out)
+        return _heatmap(rows, keys, series, varied)
     cost = cost or ("tdp_w" if "tdp_w" in varied else varied[0])
     if cost not in rows:
         raise SpecError(f"--pareto-cost {cost}: not a varied field (varied: {', '.join(varied)})")
@@ -137,11 +164,56 @@ def plot_sweep(rows: dict, varied: list, workload: list, out: str, cost: str | N
                 front.append(i)
         ax.plot(c[front], t[front], marker="o", ms=3, label=f"{s}: Pareto front")
     _axis(ax, "x", cost, rows[cost])
-    ax.set_yscale("log")
-    ax.set_ylabel("end-to-end time [s]")
-    ax.set_title(f"Time vs {field_label(cost).split(' [')[0]} over {len(varied)} varied fields")
-    ax.legend()
-    return save(fig, out)
+    _time_axis(ax, "y", rows["time_s"], "time per inference [s]")
+    ax.set_title(f"Time vs {_split_label(cost)[0]} over {len(varied)} varied fields")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)  # below: points fill the axes
+    return fig
+
+
+def _heatmap(rows: dict, keys: np.ndarray, series: list, varied: list) -> "plt.Figure":
+    """Time over a grid of two fields, one panel per model. Cells sit at equal spacing (one per swept value, so
+    a log-spaced sweep reads evenly) and the ticks are the swept values. The white line is where the
+    compute-bound and memory-bound shares of time are equal: below and right of it (less bandwidth, more
+    compute) the design is memory-bound."""
+    fx, fy = varied
+    (nx_, ux), (ny_, uy) = _split_label(fx), _split_label(fy)
+    fig, axes = plt.subplots(1, len(series), figsize=(4.8 * len(series), 3.9), squeeze=False,
+                             layout="constrained")
+    outline = [patheffects.withStroke(linewidth=2.6, foreground="black")]
+    boundary_drawn = False
+    for ax, s in zip(axes[0], series):
+        sel = keys == s
+        xs, ys = np.unique(rows[fx][sel]), np.unique(rows[fy][sel])
+        if len(xs) * len(ys) != sel.sum():
+            raise SpecError("a heatmap needs a grid: drop --samples or vary more fields for a Pareto plot")
+        grid = np.full((len(ys), len(xs)), np.nan)
+        balance = np.full_like(grid, np.nan)
+        xi, yi = np.searchsorted(xs, rows[fx][sel]), np.searchsorted(ys, rows[fy][sel])
+        grid[yi, xi] = rows["time_s"][sel]
+        balance[yi, xi] = rows["compute_bound_share"][sel] - rows["memory_bound_share"][sel]
+        mesh = ax.pcolormesh(np.arange(len(xs) + 1) - 0.5, np.arange(len(ys) + 1) - 0.5, grid, norm=LogNorm(),
+                             cmap="viridis", shading="flat")
+        bar = fig.colorbar(mesh, ax=ax, label="time per inference [s]")
+        bar.ax.yaxis.set_major_locator(_log_locator(np.nanmin(grid), np.nanmax(grid)))
+        bar.ax.yaxis.set_major_formatter(EngFormatter(unit="s"))
+        bar.ax.yaxis.set_minor_formatter(NullFormatter())
+        if len(xs) > 1 and len(ys) > 1 and np.nanmin(balance) < 0 < np.nanmax(balance):
+            ax.contour(np.arange(len(xs)), np.arange(len(ys)), balance, levels=[0.0], colors="white",
+                       linewidths=1.4).set(path_effects=outline)
+            boundary_drawn = True
+        _grid_ticks(ax.xaxis, xs, ux, max_labels=6 if max(len(_value_text(v, ux)) for v in xs) > 4 else 9)
+        _grid_ticks(ax.yaxis, ys, uy, max_labels=12)
+        ax.tick_params(axis="x", labelrotation=30)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+        ax.set_xlabel(f"{nx_} [{ux}]" if ux else nx_)
+        ax.set_ylabel(f"{ny_} [{uy}]" if uy else ny_)
+        ax.grid(False)
+        ax.set_title(s)
+    if boundary_drawn:
+        line = Line2D([], [], color="white", linewidth=1.4, path_effects=outline)
+        fig.legend([line], ["compute-bound time = memory-bound time"], loc="outside lower center", frameon=False)
+    return fig
 
 
 # ------------------------------------------------------------------------------------ characterisation figures
@@ -201,16 +273,20 @@ def figure_breakdown(pairs: list, families: dict) -> "plt.Figure":
 
 
 def figure_flash_speedup(speedups: dict, families: dict) -> "plt.Figure":
-    fig, ax = plt.subplots(figsize=(5.5, 3.0), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6.2, 3.3), layout="constrained")
     models = list(speedups)
     colors = [FAMILY_COLORS[families[m]] for m in models]
     ax.bar(range(len(models)), [speedups[m] for m in models], color=colors)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(models)), models, rotation=35, ha="right")
-    ax.set_ylabel("end-to-end speed-up from Flash Attention [x]")
-    ax.set_title("Flash Attention speed-up by model")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=FAMILY_COLORS[f]) for f in dict.fromkeys(families[m] for m in models)]
-    ax.legend(handles, [FAMILY_LABELS[f] for f in dict.fromkeys(families[m] for m in models)])
+    ax.set_ylabel("speed-up from Flash Attention [×]")
+    ax.set_title("End-to-end speed-up from Flash Attention, by model")
+    ax.set_ylim(0, max(speedups.values(), default=1.0) * 1.08)
+    shown = list(dict.fromkeys(families[m] for m in models))
+    handles = [plt.Rectangle((0, 0), 1, 1, color=FAMILY_COLORS[f]) for f in shown]
+    # outside the axes, right: inside, any corner covers a bar
+    ax.legend(handles, [FAMILY_LABELS[f] for f in shown], loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              frameon=False, title="family")
     return fig
 
 
@@ -250,24 +326,34 @@ def figure_roofline(results: list, families: dict | None = None, stage_labels: l
         s = next(x for x in r.by_stage() if x["name"] == stage)
         point = (s["flops"] / s["bytes"], s["flops"] / s["time_s"])
         ax.scatter(*point, marker="*", s=120, color="black", zorder=5)
-        ax.annotate(f"{r.model.id} {stage}", point, xytext=(5, -10), textcoords="offset points", fontsize=7)
+        ax.annotate(f"{r.model.id} {stage}", point, xytext=(8, -14), textcoords="offset points", fontsize=7,
+                    bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.85))
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.xaxis.set_major_formatter(EngFormatter())
-    ax.yaxis.set_major_formatter(EngFormatter(unit="FLOP/s"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}" if v < 1000 else prefixed(v)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: prefixed(v)))
     ax.set_xlabel("arithmetic intensity [FLOP/B]")
-    ax.set_ylabel("attained throughput")
+    ax.set_ylabel("attained throughput [FLOP/s]")
     ax.set_ylim(peak / 1e5, peak * 3)
     ax.set_title(f"Roofline of {results[0].hardware.name}")
     ax.legend(fontsize=7, loc="lower right")
     return fig
 
 
+def _tokens(value: float, _pos=None) -> str:
+    """A token count as a plain integer (16384), never as 16.384 k."""
+    return f"{value:.0f}" if value >= 1 else f"{value:g}"
+
+
 def figure_seqlen(series: list) -> "plt.Figure":
-    """Attention sequence length layer by layer. `series` = [(label, attention_layers rows)]."""
-    fig, ax = plt.subplots(figsize=(6.0, 3.0), layout="constrained")
+    """Attention sequence length layer by layer. `series` = [(label, attention_layers rows)].
+
+    Stages are separated by vertical rules and named above the axes (a second row where names would touch),
+    so the labels never sit on the data."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), layout="constrained")
     offset = 0
     seen = set()
+    spans = []
     for label, rows in series:
         idx = np.arange(offset, offset + len(rows))
         for role in dict.fromkeys(r["role"] or "self" for r in rows):
@@ -277,18 +363,42 @@ def figure_seqlen(series: list) -> "plt.Figure":
                     ("self", "spatial") else "none", color=ROLE_COLORS.get(role, "grey"),
                     label=name if name not in seen else None)
             seen.add(name)
-        if len(series) > 1:
-            ax.annotate(label, (offset, max(r["q_len"] for r in rows)), fontsize=7, xytext=(0, 6),
-                        textcoords="offset points")
-            ax.axvline(offset - 0.5, color="grey", linewidth=0.5)
+        if offset:
+            ax.axvline(offset - 0.5, color="grey", linewidth=0.6)
+        spans.append((label, offset - 0.5, offset + len(rows) - 0.5))
         offset += len(rows)
+    ax.set_xlim(-0.5 - 0.02 * offset, offset - 0.5 + 0.02 * offset)
     ax.set_yscale("log", base=2)
-    ax.yaxis.set_major_formatter(EngFormatter())
+    lengths = [r["q_len"] for _, rows in series for r in rows]
+    if lengths:  # a whole number of tokens: no tick below one
+        ax.set_ylim(max(min(lengths) / 1.4, 0.75), max(lengths) * 1.4)
+    ax.yaxis.set_major_formatter(FuncFormatter(_tokens))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("attention layer, in execution order")
     ax.set_ylabel("query sequence length [tokens]")
-    ax.set_title("Attention sequence length through one network evaluation")
-    ax.legend(fontsize=7)
+    if len(spans) > 1:
+        _stage_names(fig, ax, spans)
+    else:
+        ax.set_title(f"Attention sequence length: {spans[0][0]}" if spans else "Attention sequence length")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
+
+
+def _stage_names(fig, ax, spans: list) -> None:
+    """Stage names centred over their spans just above the axes; a name that would touch the previous one on its
+    row moves up a row."""
+    from matplotlib.transforms import blended_transform_factory
+    trans = blended_transform_factory(ax.transData, ax.transAxes)
+    renderer = fig.canvas.get_renderer()
+    rows_end: list = []  # right edge (pixels) of the last label on each row
+    for label, lo, hi in spans:
+        text = ax.text((lo + hi) / 2, 1.02, label, transform=trans, ha="center", va="bottom", fontsize=7)
+        box = text.get_window_extent(renderer)
+        row = next((i for i, end in enumerate(rows_end) if box.x0 > end + 4), len(rows_end))
+        if row == len(rows_end):
+            rows_end.append(0.0)
+        rows_end[row] = box.x1
+        text.set_y(1.02 + 0.075 * row)
 
 
 def figure_scaling(sides: list, flash: list, math: list) -> "plt.Figure":
@@ -301,20 +411,20 @@ def figure_scaling(sides: list, flash: list, math: list) -> "plt.Figure":
             if max(ts) > 0:
                 ax.plot(sides, ts, marker="o", ms=3, color=CATEGORY_COLORS[c], label=c)
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
         ax.set_xticks(sides, [str(s) for s in sides])
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("image side [px]")
         ax.set_title(title)
-    axes[0].set_ylabel("time per image [s]")
-    axes[1].legend(fontsize=7)
+    times = [r.by_category()[c]["time_s"] for r in flash + math for c in CATEGORIES]
+    _time_axis(axes[0], "y", times, "time per image [s]")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     return fig
 
 
 def figure_temporal(splits: dict, frames: dict) -> "plt.Figure":
     """Spatial vs temporal attention: shares of attention time and FLOPs per model, and the temporal/spatial
     ratio against the number of frames. `splits` = model -> role_split; `frames` = model -> [(n, role_split)]."""
-    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.0), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.6), layout="constrained")
     ax = axes[0]
     models = list(splits)
     width = 0.38
@@ -329,9 +439,10 @@ def figure_temporal(splits: dict, frames: dict) -> "plt.Figure":
                        label=f"{role} ({'time' if metric == 'time_s' else 'FLOPs'})" if i == 0 else None)
                 bottom += share
     ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
-    ax.set_ylabel("share of attention")
+    ax.set_ylabel("share of attention time / FLOPs")
+    ax.set_ylim(0, 1.0)
     ax.set_title("Attention time (left) and FLOPs (right)")
-    ax.legend(fontsize=6, loc="upper right")
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
     ax = axes[1]
     for m, series in frames.items():
         n = [f for f, _ in series]
@@ -344,8 +455,10 @@ def figure_temporal(splits: dict, frames: dict) -> "plt.Figure":
     ax.set_xticks([f for f, _ in next(iter(frames.values()))] if frames else [])
     ax.xaxis.set_major_formatter(EngFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.1g}"[0] in "25" else ""))
     ax.set_xlabel("frames")
-    ax.set_ylabel("temporal / spatial attention")
+    ax.set_ylabel("temporal / spatial attention [ratio]")
     ax.set_title("Ratio vs number of frames")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
     return fig

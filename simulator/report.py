@@ -4,9 +4,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import TYPE_CHECKING
 
 from .ops import CATEGORIES
-from .results import Result
+
+if TYPE_CHECKING:  # annotations only: `list` and `describe` format tables without loading the engine
+    from .results import Result
 
 
 def si(value: float, unit: str = "") -> str:
@@ -20,11 +23,23 @@ def si(value: float, unit: str = "") -> str:
     return f"{value:.3g} {unit}".strip()
 
 
+def gib(value: float) -> str:
+    """A memory size in binary units, as vendors state capacities: the A100 80GB holds 80.0 GiB (85.9e9 bytes).
+
+    Used for capacities and for what is compared with them (weights, peak memory, KV cache); bytes moved stay
+    in decimal units like the bandwidths (GB/s) they are divided by."""
+    for factor, prefix in ((2**50, "Pi"), (2**40, "Ti"), (2**30, "Gi"), (2**20, "Mi"), (2**10, "Ki")):
+        if abs(value) >= factor:
+            return f"{value / factor:.1f} {prefix}B"
+    return f"{value:.0f} B"
+
+
 def seconds(value: float) -> str:
     return si(value, "s")
 
 
-def _table(headers: list, rows: list, align: str) -> str:
+def text_table(headers: list, rows: list, align: str) -> str:
+    """Aligned columns under a dashed rule; `align` is one 'l' or 'r' per column."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
@@ -66,11 +81,11 @@ def table(result: Result, by: str = "layer") -> str:
     out = [f"{m.name} ({m.id}) on {hw.name} ({hw.id}), attention={m.attention}, {result.terms.describe()}",
            f"workload: {params}", ""]
     headers, rows, align = _rows(result, by)
-    out.append(_table(headers, rows, align))
+    out.append(text_table(headers, rows, align))
     if by not in ("category", "stage"):
         for extra in ("category", "stage"):
             out.append("")
-            out.append(_table(*_rows(result, extra)))
+            out.append(text_table(*_rows(result, extra)))
     out += ["", summary(result)]
     out += [f"warning: {w}" for w in result.warnings]
     return "\n".join(out)
@@ -80,8 +95,9 @@ def summary(result: Result) -> str:
     t = result.to_dict()["totals"]
     return (f"total {seconds(t['time_s'])} (roofline alone {seconds(t['roofline_time_s'])}), "
             f"{si(t['flops'])}FLOP, {si(t['bytes'], 'B')} moved, {si(t['params'])} params, "
-            f"weights {si(t['weight_bytes'], 'B')}, peak memory {si(t['peak_memory_bytes'], 'B')}"
-            + (f" (KV cache {si(t['kv_cache_bytes'], 'B')})" if t["kv_cache_bytes"] else ""))
+            f"weights {gib(t['weight_bytes'])}, peak memory {gib(t['peak_memory_bytes'])} of "
+            f"{gib(t['memory_capacity_bytes'])}"
+            + (f" (KV cache {gib(t['kv_cache_bytes'])})" if t["kv_cache_bytes"] else ""))
 
 
 def rows_for_csv(result: Result, by: str) -> list[dict]:
@@ -114,11 +130,11 @@ def compare_table(results: list[Result]) -> str:
         cats = r.by_category()
         rows.append([r.hardware.id, seconds(r.time_s), f"{base.time_s / r.time_s:.2f}x", seconds(r.roofline_time_s),
                      *[f"{100 * cats[c]['time_s'] / r.time_s:.0f}%" for c in CATEGORIES],
-                     si(r.peak_memory_bytes, "B"), "yes" if r.fits else "NO"])
+                     gib(r.peak_memory_bytes), "yes" if r.fits else "NO"])
     m = base.model
     title = (f"{m.name} ({m.id}), attention={m.attention}, {base.terms.describe()}; speed-up relative to "
              f"{base.hardware.id}; category columns are shares of time")
-    return title + "\n\n" + _table(headers, rows, "l" + "r" * (len(headers) - 1))
+    return title + "\n\n" + text_table(headers, rows, "l" + "r" * (len(headers) - 1))
 
 
 def compare_json(results: list[Result]) -> str:
@@ -127,3 +143,6 @@ def compare_json(results: list[Result]) -> str:
                         "roofline_time_s": r.roofline_time_s,
                         "categories": {c: v["time_s"] for c, v in r.by_category().items()},
                         "peak_memory_bytes": r.peak_memory_bytes, "fits": r.fits} for r in results], indent=1)
+
+
+_table = text_table  # the old private name, still used by cli.py

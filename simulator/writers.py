@@ -15,24 +15,70 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpecError
+from .errors import SpecError, shown
 
 FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
+
+
+def check_output(path, flag: str = "--out", folder: bool = False, suffixes=None) -> None:
+    """Refuse, before any work starts, an output that cannot be written: a folder where a file is wanted (or a
+    file where a folder is), a path below a regular file, a place this process cannot create files in, or a
+    suffix outside `suffixes`. Missing parent folders are fine (they are created when writing)."""
+    text = str(path)
+    if not text or "\0" in text:
+        raise SpecError(f"{flag}: give a {'folder' if folder else 'file'} name")
+    target = Path(text)
+    if suffixes and target.suffix.lower() not in suffixes:
+        choices = ", ".join(suffixes[:-1]) + " or " + suffixes[-1] if len(suffixes) > 1 else suffixes[0]
+        raise SpecError(f"{flag} {shown(text)}: unknown format {shown(target.suffix or '(none)')}; use {choices}")
+    try:
+        if folder and target.exists() and not target.is_dir():
+            raise SpecError(f"{flag} {shown(text)}: is a file, not a folder")
+        if not folder and target.is_dir():
+            raise SpecError(f"{flag} {shown(text)}: is a folder; give a file name")
+        if not folder and target.exists() and not os.access(target, os.W_OK):
+            raise SpecError(f"{flag} {shown(text)}: the file is not writable")
+        probe = target if folder else target.parent
+        probe = probe if str(probe) else Path(".")
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise SpecError(f"{flag} {shown(text)}: {shown(str(probe))} is a file, not a folder")
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".write-test-")  # the only reliable test (root, read-only fs)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise SpecError(f"{flag} {shown(text)}: cannot write there ({exc.strerror or exc})") from None
 
 
 def write_atomic(path: str, text: str) -> None:
     """Write via a temporary file in the same folder, so a reader never sees half a file."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise SpecError(f"cannot write {shown(str(path))}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text if text.endswith("\n") else text + "\n")
         os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; outputs are ordinary files
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise SpecError(f"cannot write {shown(str(path))}: {exc.strerror or exc}") from None
         raise
+
+
+def abort(writer, path) -> None:
+    """Close a streaming writer and delete its file: what an error (not Ctrl-C) after the sweep started does,
+    so that no half-written output is left behind."""
+    try:
+        writer.close()
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        pass
+    Path(path).unlink(missing_ok=True)
 
 
 def _plain(value):
@@ -46,9 +92,14 @@ def _plain(value):
     return value
 
 
+def _number(value: float) -> str:
+    """A CSV number: 12 significant digits; NaN and infinity as an empty field."""
+    return "%.12g" % value if math.isfinite(value) else ""
+
+
 def _csv_text(value) -> str:
     s = str(value)
-    return f'"{s}"' if any(ch in s for ch in ',"\n') else s
+    return '"' + s.replace('"', '""') + '"' if any(ch in s for ch in ',"\n\r') else s
 
 
 class CsvWriter:
@@ -59,23 +110,44 @@ class CsvWriter:
         csv.writer(self.fh, lineterminator="\n").writerow(columns)
 
     def write(self, block: dict) -> None:
-        """Format whole columns with numpy (a Python loop per row would dominate large sweeps)."""
+        """One %-format per row, applied to the whole block in C: a column constant over the block (the model,
+        a workload value, the slow axes of a grid) is formatted once into the row template, the others are
+        interleaved into one tuple. A Python loop per row, or numpy's per-element string ops, would cost more
+        than evaluating the design points."""
         n = len(block["time_s"])
-        text = None
-        for c in self.columns:
-            values = block.get(c)
-            if values is None:
-                column = np.full(n, "", dtype="<U1")
-            elif values.dtype == object:
-                column = np.array([_csv_text(v) for v in values])
-            elif values.dtype == bool:
-                column = np.where(values, "True", "False")
-            else:
-                column = np.char.mod("%.12g", values.astype(np.float64))
-                column[~np.isfinite(values.astype(np.float64))] = ""
-            text = column if text is None else np.char.add(np.char.add(text, ","), column)
         if n:
-            self.fh.write("\n".join(text.tolist()) + "\n")
+            template, columns = [], []
+            for c in self.columns:
+                values = block.get(c)
+                if values is None:
+                    template.append("")
+                    continue
+                values = np.asarray(values)
+                if values.dtype == object or values.dtype.kind in "USb":
+                    texts = values if values.dtype.kind != "b" else np.where(values, "True", "False")
+                    if (texts == texts[0]).all():
+                        template.append(_csv_text(texts[0]).replace("%", "%%"))
+                    else:
+                        template.append("%s")
+                        columns.append([_csv_text(v) for v in texts])
+                    continue
+                floats = values.astype(np.float64)
+                if (floats == floats[0]).all():  # (never true for NaN: such a column takes the path below)
+                    template.append(_number(floats[0]).replace("%", "%%"))
+                elif np.isfinite(floats).all():
+                    template.append("%.12g")
+                    columns.append(floats.tolist())
+                else:
+                    template.append("%s")
+                    columns.append([_number(v) for v in floats.tolist()])
+            row = ",".join(template) + "\n"
+            if columns:
+                flat = np.empty((n, len(columns)), dtype=object)
+                for j, col in enumerate(columns):
+                    flat[:, j] = col
+                self.fh.write((row * n) % tuple(flat.ravel().tolist()))
+            else:
+                self.fh.write(row * n)
         self.fh.flush()
         self.written += n
 
@@ -150,5 +222,9 @@ def open_writer(path: str, columns: list):
             import pyarrow  # noqa: F401
         except ImportError:
             raise SpecError("writing .parquet needs pyarrow (pip install pyarrow); use .csv or .json") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return {"csv": CsvWriter, "json": JsonWriter, "parquet": ParquetWriter}[fmt](target, columns)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return {"csv": CsvWriter, "json": JsonWriter, "parquet": ParquetWriter}[fmt](target, columns)
+    except OSError as exc:
+        raise SpecError(f"--out {shown(path)}: cannot write there ({exc.strerror or exc})") from None
+

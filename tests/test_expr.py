@@ -57,3 +57,23 @@ def test_matches_python_arithmetic(a, b, c):
     env = {"a": a, "b": b, "c": c}
     assert evaluate("a * c - b // 3 + a % b", env) == a * c - b // 3 + a % b
     assert evaluate("max(a, b) - min(a, c)", env) == max(a, b) - min(a, c)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("2 ** 99999999", "too large"),
+    ("2 ** 2 ** 2 ** 2 ** 2 ** 2", "too large"),
+    ("10.0 ** 400", "too large"),
+    ("height * 10 ** 18", "too large"),
+    ("1e999", "not a finite number"),
+    ("9" * 400, "too large"),
+    ("height + " * 1000 + "1", "longer than the limit"),
+    ("log2(0)", "undefined"),
+    ("-dtype", "numbers only"),
+])
+def test_bounds_are_checked_before_work(text, message):
+    import time
+    start = time.monotonic()
+    with pytest.raises(ExprError, match=message) as info:
+        evaluate(text, {"height": 512, "dtype": "fp16"})
+    assert time.monotonic() - start < 0.5
+    assert len(str(info.value)) < 200  # the expression is not repeated in full
