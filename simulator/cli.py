@@ -121,10 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, help="timed calls per case (default 10 on a GPU, 5 on the CPU)")
     p.add_argument("--warmup", type=int, help="untimed calls first (default 3 on a GPU, 1 on the CPU)")
 
-    p = sub.add_parser("fit", help="fit the efficiency parameters of a device to kernel measurements")
-    p.add_argument("measurements", help="CSV from `calibrate`")
-    p.add_argument("--hardware", required=True, help="the device measured (its file is the starting point)")
-    p.add_argument("--out", required=True, help="hardware YAML to write (inherits the device, overrides efficiency)")
+    p = sub.add_parser("fit", help="fit the efficiency parameters of a device to kernel measurements, or the few "
+                       "named parameters without kernel data to the public end-to-end cases (--public)")
+    p.add_argument("measurements", nargs="?", help="CSV from `calibrate`")
+    p.add_argument("--hardware", help="the device measured (its file is the starting point)")
+    p.add_argument("--out", help="hardware YAML to write (inherits the device, overrides efficiency)")
+    p.add_argument("--public", nargs="?", const=BUILTIN_CASES, metavar="CASES.yaml",
+                   help="fit the named parameters of fidelity.PUBLIC_PARAMETERS on the public cases; reports each "
+                   "source's error with that source held out")
+    p.add_argument("--points", type=int, default=4, help="--public: grid values per parameter (default 4)")
 
     p = sub.add_parser("validate", help="errors against held-out kernel measurements or published end-to-end runs")
     p.add_argument("measurements", nargs="?", help="CSV from `calibrate` (held-out rows are used)")
@@ -319,9 +324,9 @@ def report_command(args, hw_overrides) -> int:
     out = paper.write_report(ch, args.out)
     def clip(text, width=48):
         return text if len(text) <= width else text[:width - 1] + "…"
-    rows = [[f["id"], clip(paper._fmt(f["study_value"])), clip(paper._fmt(f["simulated_value"])),
+    rows = [[f["id"], clip(paper.fmt_value(f["study_value"])), clip(paper.fmt_value(f["simulated_value"])),
              "yes" if f["holds"] else "NO"] for f in out["findings"]]
-    print(report._table(["finding", "study", "simulated", "holds"], rows, "lllr"))
+    print(report.text_table(["finding", "study", "simulated", "holds"], rows, "lllr"))
     print(f"\nwrote {out['report']}, {out['findings_json']} (full values and explanations) and "
           f"{sum(len(v) for v in out['figures'].values())} figure files in {args.out}")
     return 0
@@ -329,7 +334,7 @@ def report_command(args, hw_overrides) -> int:
 
 def plot_command(args, overrides, hw_overrides) -> int:
     """One figure of the report for chosen models, e.g. `plot roofline sd15 --hardware h100 --out r.png`."""
-    from . import paper, plots, simulate
+    from . import metrics, paper, plots, simulate
     kind = _choice(args.kind, ("roofline", "breakdown", "seqlen", "scaling", "temporal"), "plot")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
@@ -357,11 +362,11 @@ def plot_command(args, overrides, hw_overrides) -> int:
                       for s in sides] for a in ("flash", "math")}
         fig = plots.figure_scaling(sides, series["flash"], series["math"])
     else:
-        splits = {m: paper.role_split(r) for m, r in runs.items()}
+        splits = {m: metrics.role_split(r) for m, r in runs.items()}
         for m, s in splits.items():
             if "temporal" not in s or "spatial" not in s:
                 raise SpecError(f"plot temporal: {m} has no attention ops with role spatial and temporal")
-        frames = {m: [(n, paper.role_split(run(m, args.hardware, {**overrides, "frames": n}, hw_overrides)))
+        frames = {m: [(n, metrics.role_split(run(m, args.hardware, {**overrides, "frames": n}, hw_overrides)))
                       for n in paper.FRAME_COUNTS] for m in models}
         fig = plots.figure_temporal(splits, frames)
     for path in plots.save(fig, args.out):
@@ -375,13 +380,26 @@ def fidelity_command(args) -> int:
     if args.command == "calibrate":
         from . import calibrate
         return calibrate.main(args.out, args.device, args.quick, args.repeats, args.warmup)
+    if args.command == "fit" and args.public:
+        from .library import public_cases
+        import numpy as np
+        grid = {k: np.linspace(lo, hi, max(args.points, 2)) for k, (lo, hi) in fidelity.PUBLIC_PARAMETERS.items()}
+        result = fidelity.fit_public(public_cases() if args.public == BUILTIN_CASES else args.public, grid)
+        rows = [[p, f"{v:.4g}", "at bound" if p in result["at_bound"] else ""]
+                for p, v in result["parameters"].items()]
+        print(report.text_table(["parameter", "fitted", ""], rows, "lrl"))
+        print(f"median absolute error {result['median_abs_pct']:.0f} % in-sample, "
+              f"{result['held_out_median_abs_pct']:.0f} % with each source held out of the fit")
+        return 0
     if args.command == "fit":
-        from .calibrate import read_csv
+        if not args.measurements or not args.hardware or not args.out:
+            raise SpecError("fit needs a measurements CSV, --hardware and --out (or --public)")
+        from .measurements import read_csv
         result = fidelity.fit(read_csv(args.measurements), args.hardware)
         created = time.strftime("%Y-%m-%d", time.gmtime())
         write_atomic(args.out, fidelity.fitted_yaml(result, args.measurements, created))
         rows = [[p, f"{v:.4g}"] for p, v in result["parameters"].items()]
-        print(report._table(["parameter", "fitted"], rows, "lr"))
+        print(report.text_table(["parameter", "fitted"], rows, "lr"))
         print(f"training rows {result['train_rows']}; mean squared log error {result['loss_before']:.4f} -> "
               f"{result['loss_after']:.4f}; wrote {args.out}")
         return 0
@@ -399,7 +417,7 @@ def fidelity_command(args) -> int:
         return 0
     if not args.measurements:
         raise SpecError("validate needs a measurements CSV (or --public)")
-    from .calibrate import read_csv
+    from .measurements import read_csv
     result = fidelity.validate(read_csv(args.measurements), args.hardware, held_only=not args.all_rows,
                                stack=args.stack or "eager")
     rows = []
@@ -409,8 +427,8 @@ def fidelity_command(args) -> int:
                      f"{m['p90_ape']:.1f}"])
     which = "all rows" if args.all_rows else "held-out rows (never used by `fit`)"
     print(f"absolute percentage error on {which}; devices: {', '.join(result['devices'])}")
-    print(report._table(["category", "rows", "roofline median", "roofline p90", "model median", "model p90"],
-                        rows, "lrrrrr"))
+    print(report.text_table(["category", "rows", "roofline median", "roofline p90", "model median", "model p90"],
+                             rows, "lrrrrr"))
     return 0
 
 
@@ -429,7 +447,7 @@ def main(argv: list | None = None) -> int:
         from .engine import ROOFLINE, Terms
         from .graph import ATTENTION_MODES
         from .stacks import FUSIONS, load_stack
-        from .results import GROUPINGS
+        from .metrics import GROUPINGS
         from .simulate import compare, run
         hw_overrides = _pairs(args.hw_set, "--hw-set", numeric=True)
         if args.command == "report":

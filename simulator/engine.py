@@ -14,7 +14,7 @@ full model.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -183,9 +183,10 @@ def work(table: KernelTable, cols: dict, terms: Terms) -> np.ndarray:
     flops = np.where(table.unit == UNITS.index("none"), 0.0, table.flops)[None, :]
     gemm = table.unit == UNITS.index("matrix")
     fused = table.unit == UNITS.index("attention")
-    if not terms.attention:  # fused attention costed as one plain GEMM
-        gemm, fused = gemm | fused, np.zeros_like(fused)
-    if not (terms.tile or terms.wave or terms.attention or terms.achievable) or not (gemm.any() or fused.any()):
+    plain = np.zeros_like(fused)
+    if not terms.attention:  # fused attention costed as one plain GEMM (its K is the head dim: no main-loop cost)
+        plain, fused = fused, np.zeros_like(fused)
+    if not (terms.tile or terms.wave or terms.attention or terms.achievable) or not (gemm | fused | plain).any():
         return flops
     keys = np.stack([np.asarray(cols[c], dtype=np.float64) for c in TILE_COLUMNS], axis=1)
     if (keys == keys[0]).all():  # the usual case: tiles and cores are not varied
@@ -196,6 +197,8 @@ def work(table: KernelTable, cols: dict, terms: Terms) -> np.ndarray:
     out = np.repeat(flops, len(distinct), axis=0)
     if gemm.any():
         out[:, gemm] *= quantisation(table.gemm[gemm], per, terms)
+    if plain.any():
+        out[:, plain] *= quantisation(table.gemm[plain], per, replace(terms, achievable=False))
     if fused.any():
         out[:, fused] *= attention_quantisation(table.gemm[fused], per, terms)
     return out if len(distinct) == 1 else out[inverse.ravel()]

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from . import expr
 from .dtypes import BYTES, COMPUTE
@@ -22,6 +22,9 @@ from .loader import Node, NodeList, load_yaml
 from .ops import CATEGORIES, OPS, REQUIRED, Attr, OpCall, OpError, OpResult, numel
 from .params import declare
 from .schema import BlockSpec, ModelFile, StageSpec, validate
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 GENERIC_FIELDS = ("name", "op", "in", "when", "role", "category", "dtype")
 BLOCK_FIELDS = ("name", "block", "in", "args", "repeat", "when")
@@ -74,11 +77,22 @@ class Stage:
     shares_weights_with: str | None
     ops: list
     tensors: dict
-    graph: nx.DiGraph
+    edges: list           # (producer op, consumer op, tensor) per tensor an op reads from another, in build order
     params: int = 0
     weight_bytes: int = 0
     peak_activation_bytes: int = 0
     state_bytes: int = 0
+
+    @cached_property
+    def graph(self) -> "nx.DiGraph":
+        """The stage's ops as a networkx DAG: a node per op (attribute `index`, its position in `ops`), an edge
+        per tensor read from another op (attribute `tensor`). Built on first use, so running or sweeping a model
+        does not import networkx (~70 ms)."""
+        import networkx as nx
+        g = nx.DiGraph()
+        g.add_nodes_from((op.name, {"index": op.index}) for op in self.ops)
+        g.add_edges_from((a, b, {"tensor": t}) for a, b, t in self.edges)
+        return g
 
     def flops_by_category(self, iteration: int = 0, unit: str | None = "matrix") -> dict:
         """FLOPs of one pass through the stage (iteration `iteration` where shapes vary), by category.
@@ -271,7 +285,7 @@ class _StageBuilder:
         self.path = path
         self.ops: list[Op] = []
         self.tensors: dict[str, Tensor] = {}
-        self.graph = nx.DiGraph()
+        self.edges = []  # (producer, consumer, tensor): the stage's graph, as networkx builds it on demand
         self.carries = []  # (output tensor, input tensor, node) of repeated blocks
         self.var = stage.iteration
 
@@ -473,11 +487,10 @@ class _StageBuilder:
         else:
             op.per_iteration = True  # filled in by iterate()
         self.ops.append(op)
-        self.graph.add_node(full, index=op.index)
         for t in inputs:
             producer = self._producer.get(t)
             if producer is not None:
-                self.graph.add_edge(producer, full, tensor=t)
+                self.edges.append((producer, full, t))
         for tid in out_ids:
             self._producer[tid] = full
         local = item["name"]
@@ -567,12 +580,15 @@ class _StageBuilder:
                 raise _err(f"block '{bname}' is repeated, so its output {list(self.tensors[out_t].shape)} must "
                            f"match its first input {list(self.tensors[in_t].shape)}", item, "repeat",
                            f"{ipath}.repeat")
-        if not nx.is_directed_acyclic_graph(self.graph):  # cannot happen with declaration order; kept as a guard
-            cycle = nx.find_cycle(self.graph)
-            raise SpecError(f"the graph has a cycle through {cycle[0][0]}", Location(node.file, node.line, self.path))
+        # declaration order is a topological order: every edge runs from an earlier op to a later one (cannot
+        # fail while ops read only tensors declared before them; kept as a guard, without networkx)
+        position = {op.name: op.index for op in self.ops}
+        for a, b, _ in self.edges:
+            if position[a] >= position[b]:
+                raise SpecError(f"the graph has a cycle through {a}", Location(node.file, node.line, self.path))
         if self.var is not None:
             self.iterate(self.repeat)
-        stage = Stage(spec.name, self.repeat, self.var, spec.shares_weights_with, self.ops, self.tensors, self.graph)
+        stage = Stage(spec.name, self.repeat, self.var, spec.shares_weights_with, self.ops, self.tensors, self.edges)
         stage.params = sum(op.result.params * op.count for op in self.ops)
         stage.weight_bytes = sum(op.result.params * op.count * BYTES[op.dtype] for op in self.ops)
         stage.peak_activation_bytes = peak_activation_bytes(self.ops, self.tensors)

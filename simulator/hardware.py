@@ -172,8 +172,12 @@ def efficiency_fields(klass: str) -> tuple:
     """The hardware fields giving an efficiency class's achievable fraction, first present wins."""
     if klass.startswith("attention:"):
         return (f"efficiency.attention_backends.{klass.split(':', 1)[1]}", "efficiency.attention", "efficiency.matrix")
-    return {"matrix": ("efficiency.matrix",), "conv": ("efficiency.conv", "efficiency.matrix"),
-            "vector": ("efficiency.vector",), "reduction": ("efficiency.vector",), "none": (None,)}[klass]
+    kind, _, dtype = klass.partition(":")
+    if kind == "matrix":  # GEMMs: the dtype's own measured fraction where the file has one (fp8 GEMMs reach less)
+        return (f"efficiency.matrix_by_dtype.{dtype}", "efficiency.matrix")
+    if kind == "conv":
+        return ("efficiency.conv", f"efficiency.matrix_by_dtype.{dtype}", "efficiency.matrix")
+    return {"vector": ("efficiency.vector",), "reduction": ("efficiency.vector",), "none": (None,)}[klass]
 
 
 def memory_efficiency_fields(klass: str) -> tuple:

@@ -99,7 +99,7 @@ def attention_backend(stack: Stack, spec, dtype: str, head_dim: int, requested: 
     return MATH
 
 
-def kernel_class(k, category: str, backend: str | None, kind: str = "") -> str:
+def kernel_class(k, category: str, backend: str | None, kind: str = "", dtype: str = "") -> str:
     """The efficiency class a kernel is costed with: each has its own achievable fraction in the hardware file.
     Row reductions (norms, softmax) are their own class: one block per row, a reduction before the output can
     be written, and (for group norm) a statistics pass keep them further from peak bandwidth than elementwise
@@ -107,7 +107,7 @@ def kernel_class(k, category: str, backend: str | None, kind: str = "") -> str:
     if k.fused_attention:
         return f"attention:{backend}"
     if k.unit == "matrix":
-        return "conv" if category == "conv" else "matrix"
+        return f"{'conv' if category == 'conv' else 'matrix'}:{dtype}"
     if k.unit == "vector":
         return "reduction" if category == "norm" or kind == "softmax" or k.suffix == ".softmax" else "vector"
     return "none"
@@ -190,7 +190,7 @@ def lower_op(out: _Rows, oid: int, si: int, kind: str, category: str, dtype: str
         cost = 0.0 if folded else (host.op_s if i == 0 else host.kernel_s)
         unit = "attention" if k.fused_attention else k.unit
         out.add(oid, si, cat, unit, rate_dtype if k.unit == "matrix" else dtype,
-                kernel_class(k, category, backend, kind), backend, k.flops, nbytes, k.gemm, launches, count, cost)
+                kernel_class(k, category, backend, kind, rate_dtype), backend, k.flops, nbytes, k.gemm, launches, count, cost)
     if category == "conv" and st.conv_layout == "nchw" and spec.conv_layout == "nhwc":
         # the device's tensor-core convolutions are NHWC: an NCHW input is transposed in and the output
         # transposed back, each a read and a write of the tensor

@@ -2,8 +2,10 @@
 Generation" (ISPASS 2024) on any device, analytically, and check each of its findings against the numbers.
 
 `characterise()` runs the study's models (our reconstruction of its suite) with materialised and with Flash
-attention, the image-size and frame-count series, and keeps every Result; `findings()` derives each finding's
-simulated value from those results; figures and the write-up read the same results.
+attention, the image-size and frame-count series, and keeps every Result. Each finding is one function registered
+by its id (`@finding("conv_share_diffusion")`, in FINDINGS) that derives the simulated value, the study's pass
+criterion and the explanation from those results; `findings()` runs them all. Figures and the write-up read the
+same results, and every derived number (shares, intensity, ridge point, ...) comes from metrics.py.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .engine import FULL, Terms
-from .ops import CATEGORIES
+from .metrics import attained, category_shares, intensity, ridge_point, role_split, share
 from . import simulate
 
 # The study's suite as reconstructed in models/ (issue: model suite), plus the LLM baseline.
@@ -79,11 +81,6 @@ def characterise(hardware: str = "a100", hw_overrides: dict | None = None, terms
 
 # ----------------------------------------------------------------------------------------------- measurements
 
-def category_shares(result) -> dict:
-    cats = result.by_category()
-    return {c: cats[c]["time_s"] / result.time_s for c in CATEGORIES}
-
-
 def flash_speedup(ch: Characterisation, model: str) -> float:
     return ch.results[(model, "math")].time_s / ch.results[(model, "flash")].time_s
 
@@ -103,24 +100,11 @@ def attention_layers(result, stage: str | None = None) -> list[dict]:
     return rows
 
 
-def role_split(result) -> dict:
-    """Attention time and FLOPs by role (spatial, temporal, cross, ...) over the whole pipeline."""
-    out: dict = {}
-    for row in result.by_op():
-        if row["kind"] != "attention":
-            continue
-        role = row["role"] or "self"
-        agg = out.setdefault(role, {"time_s": 0.0, "flops": 0.0})
-        agg["time_s"] += row["time_s"]
-        agg["flops"] += row["flops"]
-    return out
-
-
 def stage_points(result) -> list[dict]:
     """Per stage: arithmetic intensity, attained FLOP/s and the bound that takes most of its time."""
-    return [{"model": result.model.id, "stage": s["name"], "intensity": s["flops"] / s["bytes"] if s["bytes"] else 0,
-             "flops_per_s": s["flops"] / s["time_s"] if s["time_s"] else 0, "bound": s["bound"],
-             "time_s": s["time_s"]} for s in result.by_stage()]
+    return [{"model": result.model.id, "stage": s["name"], "intensity": intensity(s["flops"], s["bytes"]),
+             "flops_per_s": attained(s["flops"], s["time_s"]), "bound": s["bound"], "time_s": s["time_s"]}
+            for s in result.by_stage()]
 
 
 def _exponent(xs, ys) -> float:
@@ -134,87 +118,135 @@ MAIN_STAGE = {"diffusion-tti": ("denoiser",), "transformer-tti": ("decode", "den
 
 
 # --------------------------------------------------------------------------------------------------- findings
+# One function per finding of the study, registered by its id (in the order the report lists them). Each
+# computes, from the characterisation's simulated numbers, the finding's value, whether it holds by the study's
+# own criterion, and the explanation the report prints.
 
-def _record(fid, claim, study, simulated, holds, why, **detail):
-    return {"id": fid, "claim": claim, "study_value": study, "simulated_value": simulated, "holds": bool(holds),
-            "explanation": why, "detail": detail}
+@dataclass
+class Finding:
+    claim: str              # the study's statement
+    study_value: object     # the number (or range, or description) the study reports
+    simulated_value: object
+    holds: bool             # the study's criterion applied to the simulated value
+    explanation: str        # why, in terms of the simulated numbers
+    detail: dict = field(default_factory=dict)
+
+
+FINDINGS: dict = {}  # finding id -> function(Characterisation) -> Finding
+
+
+def finding(fid: str):
+    """Register a finding's function under its id: `@finding("conv_share_diffusion")`."""
+    def register(fn):
+        if fid in FINDINGS:
+            raise ValueError(f"finding '{fid}' is registered twice")
+        FINDINGS[fid] = fn
+        return fn
+    return register
 
 
 def findings(ch: Characterisation) -> list[dict]:
-    hw = ch.hardware_name
+    """Every registered finding evaluated on `ch`, as the records of findings.json."""
     out = []
-    fam = ch.models
+    for fid, fn in FINDINGS.items():
+        f = fn(ch)
+        out.append({"id": fid, "claim": f.claim, "study_value": f.study_value, "simulated_value": f.simulated_value,
+                    "holds": bool(f.holds), "explanation": f.explanation, "detail": f.detail})
+    return out
 
-    # largest category shares (with Flash Attention)
-    for fid, family, category, study, claim, why in (
-            ("conv_share_diffusion", "diffusion-tti", "conv", 0.44,
-             "after Flash Attention, convolution is up to 44 % of execution time in diffusion TTI models",
-             "{top} spends the largest convolution share ({pct:.0f} % of time on {hw}); its convolutions are mostly "
-             "{bound}-bound, and with attention fused they become the largest cost of the UNet."),
-            ("linear_share_transformer", "transformer-tti", "linear", 0.49,
-             "after Flash Attention, linear layers are up to 49 % of execution time in transformer TTI models",
-             "{top} has the largest linear share ({pct:.0f} %); its linear layers are {bound}-bound, reading every "
-             "weight for each generated token.")):
-        share = {m: category_shares(ch.results[(m, "flash")])[category] for m in fam[family]}
-        top = max(share, key=share.get)
-        bound = ch.results[(top, "flash")].by_category()[category]["bound"]
-        out.append(_record(fid, claim, study, share[top], abs(share[top] - study) <= TOLERANCE,
-                           why.format(top=top, pct=100 * share[top], hw=hw, bound=bound), per_model=share))
 
-    # flash speed-up gap
-    diff = {m: flash_speedup(ch, m) for m in fam["diffusion-tti"]}
-    trans = {m: flash_speedup(ch, m) for m in fam["transformer-tti"]}
+def _largest_share(ch: Characterisation, family: str, category: str) -> tuple[dict, str, str]:
+    """Each model's share of time in `category` (with Flash Attention), the model with the largest share and
+    the bound taking most of that category's time in it."""
+    per_model = {m: category_shares(ch.results[(m, "flash")])[category] for m in ch.models[family]}
+    top = max(per_model, key=per_model.get)
+    return per_model, top, ch.results[(top, "flash")].by_category()[category]["bound"]
+
+
+@finding("conv_share_diffusion")
+def conv_share_diffusion(ch: Characterisation) -> Finding:
+    study = 0.44
+    per_model, top, bound = _largest_share(ch, "diffusion-tti", "conv")
+    return Finding(
+        "after Flash Attention, convolution is up to 44 % of execution time in diffusion TTI models", study,
+        per_model[top], abs(per_model[top] - study) <= TOLERANCE,
+        f"{top} spends the largest convolution share ({100 * per_model[top]:.0f} % of time on "
+        f"{ch.hardware_name}); its convolutions are mostly {bound}-bound, and with attention fused they become the "
+        f"largest cost of the UNet.",
+        {"per_model": per_model})
+
+
+@finding("linear_share_transformer")
+def linear_share_transformer(ch: Characterisation) -> Finding:
+    study = 0.49
+    per_model, top, bound = _largest_share(ch, "transformer-tti", "linear")
+    return Finding(
+        "after Flash Attention, linear layers are up to 49 % of execution time in transformer TTI models", study,
+        per_model[top], abs(per_model[top] - study) <= TOLERANCE,
+        f"{top} has the largest linear share ({100 * per_model[top]:.0f} %); its linear layers are {bound}-bound, "
+        f"reading every weight for each generated token.", {"per_model": per_model})
+
+
+@finding("flash_speedup_gap")
+def flash_speedup_gap(ch: Characterisation) -> Finding:
+    diff = {m: flash_speedup(ch, m) for m in ch.models["diffusion-tti"]}
+    trans = {m: flash_speedup(ch, m) for m in ch.models["transformer-tti"]}
     mean_trans = float(np.mean(list(trans.values())))
     ratios = {m: s / mean_trans for m, s in diff.items()}
     lo, hi = min(ratios.values()), max(ratios.values())
-    out.append(_record(
-        "flash_speedup_gap", "diffusion TTI models gain 1.1-2.5x more from Flash Attention than transformer TTI "
-        "models", [1.1, 2.5], [lo, hi], lo >= 1.0 and lo <= 2.5 and hi >= 1.1,
+    return Finding(
+        "diffusion TTI models gain 1.1-2.5x more from Flash Attention than transformer TTI models", [1.1, 2.5],
+        [lo, hi], lo >= 1.0 and lo <= 2.5 and hi >= 1.1,
         f"Flash Attention speeds diffusion models up {min(diff.values()):.2f}-{max(diff.values()):.2f}x but "
         f"transformer TTI only {min(trans.values()):.2f}-{max(trans.values()):.2f}x: diffusion attends over "
         f"thousands of pixels whose score matrices dominate memory traffic, while token-by-token decoding "
-        f"attends from one query and is bound by reading weights.", diffusion=diff, transformer=trans))
+        f"attends from one query and is bound by reading weights.", {"diffusion": diff, "transformer": trans})
 
-    # prefill / decode analogy
+
+@finding("prefill_decode_analogy")
+def prefill_decode_analogy(ch: Characterisation) -> Finding:
     def main_points(model):
-        fams = ch.family_of(model)
-        return [p for p in stage_points(ch.results[(model, "flash")]) if p["stage"] in MAIN_STAGE[fams]]
-    diff_pts = [p for m in fam["diffusion-tti"] for p in main_points(m)]
-    trans_pts = [p for m in fam["transformer-tti"] for p in main_points(m)]
-    llm = {p["stage"]: p for p in stage_points(ch.results[(fam["llm"][0], "flash")])}
-    spec = ch.results[(fam["llm"][0], "flash")].hardware.spec
-    ridge = spec.compute.get("bf16", max(spec.compute.values())) / spec.memory.bandwidth
+        return [p for p in stage_points(ch.results[(model, "flash")])
+                if p["stage"] in MAIN_STAGE[ch.family_of(model)]]
+    diff_pts = [p for m in ch.models["diffusion-tti"] for p in main_points(m)]
+    trans_pts = [p for m in ch.models["transformer-tti"] for p in main_points(m)]
+    llm_result = ch.results[(ch.models["llm"][0], "flash")]
+    llm = {p["stage"]: p for p in stage_points(llm_result)}
+    ridge = ridge_point(llm_result.hardware.spec, "bf16")
     diff_int = float(np.median([p["intensity"] for p in diff_pts]))
     trans_int = float(np.median([p["intensity"] for p in trans_pts]))
+    prefill, decode = llm["prefill"]["intensity"], llm["decode"]["intensity"]
     holds = (diff_int > ridge / 4 and trans_int < ridge / 4
-             and abs(math.log(diff_int / llm["prefill"]["intensity"])) < abs(math.log(diff_int / llm["decode"]["intensity"]))
-             and abs(math.log(trans_int / llm["decode"]["intensity"])) < abs(math.log(trans_int / llm["prefill"]["intensity"])))
-    out.append(_record(
-        "prefill_decode_analogy", "diffusion TTI resembles LLM prefill (compute-bound, high arithmetic intensity); "
-        "transformer TTI resembles decode (memory-bound)",
-        {"diffusion": "prefill-like", "transformer": "decode-like"},
-        {"diffusion_intensity": diff_int, "transformer_intensity": trans_int,
-         "llm_prefill_intensity": llm["prefill"]["intensity"], "llm_decode_intensity": llm["decode"]["intensity"],
-         "ridge_point": ridge}, holds,
+             and abs(math.log(diff_int / prefill)) < abs(math.log(diff_int / decode))
+             and abs(math.log(trans_int / decode)) < abs(math.log(trans_int / prefill)))
+    return Finding(
+        "diffusion TTI resembles LLM prefill (compute-bound, high arithmetic intensity); transformer TTI resembles "
+        "decode (memory-bound)", {"diffusion": "prefill-like", "transformer": "decode-like"},
+        {"diffusion_intensity": diff_int, "transformer_intensity": trans_int, "llm_prefill_intensity": prefill,
+         "llm_decode_intensity": decode, "ridge_point": ridge}, holds,
         f"Median arithmetic intensity of the diffusion denoisers is {diff_int:.0f} FLOP/B (LLM prefill "
-        f"{llm['prefill']['intensity']:.0f}) against {trans_int:.1f} FLOP/B for transformer TTI generation (LLM "
-        f"decode {llm['decode']['intensity']:.1f}); {hw}'s ridge point is {ridge:.0f} FLOP/B.",
-        diffusion_bounds={f"{p['model']}/{p['stage']}": p["bound"] for p in diff_pts},
-        transformer_bounds={f"{p['model']}/{p['stage']}": p["bound"] for p in trans_pts}))
+        f"{prefill:.0f}) against {trans_int:.1f} FLOP/B for transformer TTI generation (LLM decode {decode:.1f}); "
+        f"{ch.hardware_name}'s ridge point is {ridge:.0f} FLOP/B.",
+        {"diffusion_bounds": {f"{p['model']}/{p['stage']}": p["bound"] for p in diff_pts},
+         "transformer_bounds": {f"{p['model']}/{p['stage']}": p["bound"] for p in trans_pts}})
 
-    # sequence length variation
+
+@finding("seq_len_variation")
+def seq_len_variation(ch: Characterisation) -> Finding:
     layers = [r for r in attention_layers(ch.results[("sd15", "flash")], "denoiser") if r["role"] == "self"]
     lens = [r["q_len"] for r in layers]
     steps = [max(a, b) / min(a, b) for a, b in zip(lens, lens[1:]) if a != b]
     per_level = max(steps) if steps else 1.0
-    out.append(_record(
-        "seq_len_variation", "the attention sequence length varies up to 4x within one diffusion inference",
-        4.0, per_level, abs(per_level - 4.0) < 0.5,
+    return Finding(
+        "the attention sequence length varies up to 4x within one diffusion inference", 4.0, per_level,
+        abs(per_level - 4.0) < 0.5,
         f"Each down/up-sampling of the UNet halves or doubles both image sides, so consecutive attention layers "
         f"differ 4x in sequence length; over a whole sd15 pass it spans {min(lens)}-{max(lens)} tokens "
-        f"({max(lens) // min(lens)}x).", lengths=lens, overall_ratio=max(lens) / min(lens)))
+        f"({max(lens) // min(lens)}x).", {"lengths": lens, "overall_ratio": max(lens) / min(lens)})
 
-    # image-size scaling
+
+@finding("image_size_scaling")
+def image_size_scaling(ch: Characterisation) -> Finding:
     sides = sorted({s for s, _ in ch.scaling})
     conv_t = [ch.scaling[(s, "flash")].by_category()["conv"]["time_s"] for s in sides]
     attn_t = [ch.scaling[(s, "flash")].by_category()["attention"]["time_s"] for s in sides]
@@ -226,41 +258,41 @@ def findings(ch: Characterisation) -> list[dict]:
         scores.append(max(op.result.workspace * op.count for st in r.model.stages for op in st.ops
                           if st.name == "denoiser" and op.kind == "attention"))
     e_conv, e_attn, e_mem = _exponent(sides, conv_t), _exponent(sides, attn_t), _exponent(sides, scores)
-    out.append(_record(
-        "image_size_scaling", "with Flash Attention, convolution time scales more strongly with image size than "
-        "attention; without it attention memory grows with the 4th power of the image side",
+    return Finding(
+        "with Flash Attention, convolution time scales more strongly with image size than attention; without it "
+        "attention memory grows with the 4th power of the image side",
         {"conv_exponent_gt_attention": True, "attention_memory_exponent": 4.0},
         {"conv_time_exponent": e_conv, "flash_attention_time_exponent": e_attn, "score_memory_exponent": e_mem},
         e_conv > e_attn and abs(e_mem - 4.0) < 0.3,
         f"Over {sides[0]}-{sides[-1]} px, convolution time grows as side^{e_conv:.2f} and fused attention time as "
         f"side^{e_attn:.2f}; the materialised score matrix grows as side^{e_mem:.2f} (tokens ~ side^2, scores ~ "
-        f"tokens^2).", sides=sides, conv_time_s=conv_t, attention_time_s=attn_t, score_bytes=scores,
-        denoiser_peak_activation_bytes=mem))
+        f"tokens^2).", {"sides": sides, "conv_time_s": conv_t, "attention_time_s": attn_t, "score_bytes": scores,
+                         "denoiser_peak_activation_bytes": mem})
 
-    # temporal attention share in TTV
+
+@finding("temporal_attention_share")
+def temporal_attention_share(ch: Characterisation) -> Finding:
     shares = {}
-    for m in fam["ttv"]:
+    for m in ch.models["ttv"]:
         split = role_split(ch.results[(m, "flash")])
         if "temporal" not in split:
             continue
-        t_time = split["temporal"]["time_s"]
-        tot_time = sum(v["time_s"] for v in split.values())
         t_flops = split["temporal"]["flops"]
         s_flops = split.get("spatial", {"flops": 0.0})["flops"]
-        shares[m] = {"temporal_time_share": t_time / tot_time,
-                     "temporal_flops_share": t_flops / sum(v["flops"] for v in split.values()),
+        shares[m] = {"temporal_time_share": share(split["temporal"]["time_s"],
+                                                  sum(v["time_s"] for v in split.values())),
+                     "temporal_flops_share": share(t_flops, sum(v["flops"] for v in split.values())),
                      "temporal_over_spatial_flops": t_flops / s_flops if s_flops else float("inf")}
     top = max(shares, key=lambda m: shares[m]["temporal_time_share"])
     sv = shares[top]
-    out.append(_record(
-        "temporal_attention_share", "in TTV models temporal attention is over 60 % of total attention time despite "
-        "far fewer FLOPs than spatial attention", 0.60, sv["temporal_time_share"],
+    return Finding(
+        "in TTV models temporal attention is over 60 % of total attention time despite far fewer FLOPs than "
+        "spatial attention", 0.60, sv["temporal_time_share"],
         sv["temporal_time_share"] > 0.60 and sv["temporal_over_spatial_flops"] < 1.0,
         f"In {top}, temporal attention takes {100 * sv['temporal_time_share']:.0f} % of attention time with "
         f"{100 * sv['temporal_flops_share']:.0f} % of its FLOPs: over only a few frames each fused-attention block "
         f"is mostly padding and the work is memory-bound, while spatial attention over thousands of pixels runs "
-        f"near the matrix-unit peak.", per_model=shares))
-    return out
+        f"near the matrix-unit peak.", {"per_model": shares})
 
 
 # ------------------------------------------------------------------------------------------------- the report
@@ -285,14 +317,14 @@ def make_figures(ch: Characterisation, out_dir) -> dict:
     ordered = [m for ms in ch.models.values() for m in ms]
     paths = {}
     pairs = [(m, ch.results[(m, "math")], ch.results[(m, "flash")]) for m in ordered]
-    paths["breakdown"] = plots._save_both(plots.figure_breakdown(pairs, families), out_dir / "breakdown")
+    paths["breakdown"] = plots.save_both(plots.figure_breakdown(pairs, families), out_dir / "breakdown")
     speedups = {m: flash_speedup(ch, m) for m in ordered}
-    paths["flash_speedup"] = plots._save_both(plots.figure_flash_speedup(speedups, families),
+    paths["flash_speedup"] = plots.save_both(plots.figure_flash_speedup(speedups, families),
                                               out_dir / "flash_speedup")
     llm = ch.models["llm"][0]
     flash = [ch.results[(m, "flash")] for m in ordered]
     stars = [(ch.results[(llm, "flash")], "prefill"), (ch.results[(llm, "flash")], "decode")]
-    paths["roofline"] = plots._save_both(plots.figure_roofline(flash, families, stars), out_dir / "roofline")
+    paths["roofline"] = plots.save_both(plots.figure_roofline(flash, families, stars), out_dir / "roofline")
     series = [("sd15 denoiser", attention_layers(ch.results[("sd15", "flash")], "denoiser"))]
     for m in ch.models["diffusion-tti"]:
         r = ch.results[(m, "flash")]
@@ -300,9 +332,9 @@ def make_figures(ch: Characterisation, out_dir) -> dict:
             rows = attention_layers(r, stage)
             if rows and m != "sd15":
                 series.append((f"{m} {stage}", rows))
-    paths["seqlen"] = plots._save_both(plots.figure_seqlen(series), out_dir / "seqlen")
+    paths["seqlen"] = plots.save_both(plots.figure_seqlen(series), out_dir / "seqlen")
     sides = sorted({s for s, _ in ch.scaling})
-    paths["scaling"] = plots._save_both(plots.figure_scaling(sides, [ch.scaling[(s, "flash")] for s in sides],
+    paths["scaling"] = plots.save_both(plots.figure_scaling(sides, [ch.scaling[(s, "flash")] for s in sides],
                                                              [ch.scaling[(s, "math")] for s in sides]),
                                         out_dir / "scaling")
     splits = {m: role_split(ch.results[(m, "flash")]) for m in ch.models.get("ttv", [])}
@@ -314,19 +346,21 @@ def make_figures(ch: Characterisation, out_dir) -> dict:
         split = role_split(r)
         if "temporal" in split and "spatial" in split:
             frames.setdefault(m, []).append((n, split))
-    paths["temporal"] = plots._save_both(plots.figure_temporal(splits, frames), out_dir / "temporal")
+    paths["temporal"] = plots.save_both(plots.figure_temporal(splits, frames), out_dir / "temporal")
     return paths
 
 
-def _fmt(value) -> str:
+def fmt_value(value) -> str:
+    """A finding's study or simulated value as short text: 3 significant digits, ranges as a–b, dicts as
+    'key value, ...' (the report's table and `report paper`'s summary on the terminal)."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.3g}"
     if isinstance(value, (list, tuple)):
-        return "–".join(_fmt(v) for v in value)
+        return "–".join(fmt_value(v) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+        return ", ".join(f"{k} {fmt_value(v)}" for k, v in value.items())
     return str(value)
 
 
@@ -352,8 +386,8 @@ def report_markdown(ch: Characterisation, found: list, figures: dict, created: s
         "|---|---|---|---|---|",
     ]
     for f in found:
-        lines.append(f"| `{f['id']}`: {f['claim']} | {_fmt(f['study_value'])} | {_fmt(f['simulated_value'])} | "
-                     f"{'yes' if f['holds'] else '**no**'} | {f['explanation']} |")
+        lines.append(f"| `{f['id']}`: {f['claim']} | {fmt_value(f['study_value'])} | "
+                     f"{fmt_value(f['simulated_value'])} | {'yes' if f['holds'] else '**no**'} | {f['explanation']} |")
     lines += ["", "## Models and workloads", "",
               "| model | family | workload | time (math) | time (flash) | flash speed-up | largest category (flash) |",
               "|---|---|---|---|---|---|---|"]
@@ -364,7 +398,7 @@ def report_markdown(ch: Characterisation, found: list, figures: dict, created: s
             top = max(shares, key=shares.get)
             workload = ", ".join(f"{k}={v}" for k, v in rf.model.params.items())
             lines.append(f"| {m} | {family} | {workload} | {seconds(rm.time_s)} | {seconds(rf.time_s)} | "
-                         f"{rm.time_s / rf.time_s:.2f}x | {top} ({100 * shares[top]:.0f} %) |")
+                         f"{flash_speedup(ch, m):.2f}x | {top} ({100 * shares[top]:.0f} %) |")
     lines += ["", "## Figures", ""]
     for name, title in FIGURES.items():
         if name in figures:

@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from .errors import SpecError  # noqa: E402
+from .metrics import attained, intensity, peak_flops, ridge_point, share  # noqa: E402
 from .report import si as prefixed  # noqa: E402  (12.3 G: SI prefix, 3 digits)
 
 FIELD_LABELS = {
@@ -227,7 +228,7 @@ ROLE_COLORS = {"self": "#4C72B0", "spatial": "#4C72B0", "cross": "#DD8452", "tem
                "joint": "#8172B3", "full3d": "#C44E52"}
 
 
-def _save_both(fig, out: Path, formats=("png", "svg")) -> list[str]:
+def save_both(fig, out: Path, formats=("png", "svg")) -> list[str]:
     """A figure as PNG and SVG without timestamps, so the same inputs give the same files."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -296,7 +297,7 @@ def figure_roofline(results: list, families: dict | None = None, stage_labels: l
     One model: points coloured by category. Several: coloured by family. `stage_labels` = [(Result, stage)]
     drawn as labelled stars (e.g. LLM prefill and decode)."""
     spec = results[0].hardware.spec
-    peak = spec.compute.get("bf16", max(spec.compute.values()))
+    peak = peak_flops(spec, "bf16")
     bw = spec.memory.bandwidth
     fig, ax = plt.subplots(figsize=(5.2, 3.8), layout="constrained")
     xs = np.logspace(-2, 5, 200)
@@ -304,7 +305,7 @@ def figure_roofline(results: list, families: dict | None = None, stage_labels: l
     eff = spec.efficiency
     ax.plot(xs, np.minimum(peak * eff.matrix, xs * bw * eff.memory), color="black", linestyle="--", linewidth=0.8,
             label="achievable (measured fractions)")
-    ridge = peak / bw
+    ridge = ridge_point(spec, "bf16")
     ax.axvline(ridge, color="grey", linestyle=":", linewidth=0.8)
     ax.annotate(f"ridge {ridge:.0f} FLOP/B", (ridge, peak * 1.15), fontsize=7, ha="center")
     single = len(results) == 1
@@ -317,14 +318,14 @@ def figure_roofline(results: list, families: dict | None = None, stage_labels: l
             key = row["category"] if single else families[r.model.id]
             g = groups.setdefault(key, ([], [], []))
             g[0].append(row["intensity"])
-            g[1].append(row["flops"] / row["time_s"])
+            g[1].append(attained(row["flops"], row["time_s"]))
             g[2].append(4 + 300 * row["time_s"] / total)
     for key, (xi, yi, si) in groups.items():
         ax.scatter(xi, yi, s=si, color=CATEGORY_COLORS[key] if single else FAMILY_COLORS[key], alpha=0.55,
                    linewidths=0, label=key if single else FAMILY_LABELS[key], rasterized=len(xi) > 500)
     for r, stage in stage_labels:
         s = next(x for x in r.by_stage() if x["name"] == stage)
-        point = (s["flops"] / s["bytes"], s["flops"] / s["time_s"])
+        point = (intensity(s["flops"], s["bytes"]), attained(s["flops"], s["time_s"]))
         ax.scatter(*point, marker="*", s=120, color="black", zorder=5)
         ax.annotate(f"{r.model.id} {stage}", point, xytext=(8, -14), textcoords="offset points", fontsize=7,
                     bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.85))
@@ -433,11 +434,11 @@ def figure_temporal(splits: dict, frames: dict) -> "plt.Figure":
             total = sum(v[metric] for v in splits[m].values()) or 1.0
             bottom = 0.0
             for role in ("spatial", "temporal"):
-                share = splits[m].get(role, {metric: 0.0})[metric] / total
-                ax.bar(i + (j - 0.5) * width, share, width, bottom=bottom, color=ROLE_COLORS[role], hatch=hatch,
+                part = share(splits[m].get(role, {metric: 0.0})[metric], total)
+                ax.bar(i + (j - 0.5) * width, part, width, bottom=bottom, color=ROLE_COLORS[role], hatch=hatch,
                        edgecolor="white", linewidth=0.3,
                        label=f"{role} ({'time' if metric == 'time_s' else 'FLOPs'})" if i == 0 else None)
-                bottom += share
+                bottom += part
     ax.set_xticks(range(len(models)), models, rotation=20, ha="right")
     ax.set_ylabel("share of attention time / FLOPs")
     ax.set_ylim(0, 1.0)

@@ -6,6 +6,7 @@ import io
 import json
 from typing import TYPE_CHECKING
 
+from .metrics import attained, category_shares, intensity, share
 from .ops import CATEGORIES
 
 if TYPE_CHECKING:  # annotations only: `list` and `describe` format tables without loading the engine
@@ -67,10 +68,9 @@ def _rows(result: Result, by: str) -> tuple[list, list, str]:
     headers = head + ["time", "share", "FLOPs", "bytes", "FLOP/B", "TFLOP/s", "bound"]
     rows = []
     for r in data:
-        attained = r["flops"] / r["time_s"] / 1e12 if r["time_s"] else 0.0
-        intensity = r["flops"] / r["bytes"] if r["bytes"] else 0.0
-        rows.append(key(r) + [seconds(r["time_s"]), f"{100 * r['time_s'] / total:.1f}%", si(r["flops"]),
-                              si(r["bytes"], "B"), f"{intensity:.1f}", f"{attained:.1f}", r["bound"]])
+        rows.append(key(r) + [seconds(r["time_s"]), f"{100 * share(r['time_s'], total):.1f}%", si(r["flops"]),
+                              si(r["bytes"], "B"), f"{intensity(r['flops'], r['bytes']):.1f}",
+                              f"{attained(r['flops'], r['time_s']) / 1e12:.1f}", r["bound"]])
     text_columns = {"category", "stage", "op", "kind", "layer", "bound"}
     return headers, rows, "".join("l" if h in text_columns else "r" for h in headers)
 
@@ -127,10 +127,10 @@ def compare_table(results: list[Result]) -> str:
     headers = ["hardware", "time", "speed-up", "roofline", *CATEGORIES, "peak mem", "fits"]
     rows = []
     for r in results:
-        cats = r.by_category()
+        shares = category_shares(r)
         rows.append([r.hardware.id, seconds(r.time_s), f"{base.time_s / r.time_s:.2f}x", seconds(r.roofline_time_s),
-                     *[f"{100 * cats[c]['time_s'] / r.time_s:.0f}%" for c in CATEGORIES],
-                     gib(r.peak_memory_bytes), "yes" if r.fits else "NO"])
+                     *[f"{100 * shares[c]:.0f}%" for c in CATEGORIES], gib(r.peak_memory_bytes),
+                     "yes" if r.fits else "NO"])
     m = base.model
     title = (f"{m.name} ({m.id}), attention={m.attention}, {base.terms.describe()}; speed-up relative to "
              f"{base.hardware.id}; category columns are shares of time")
@@ -145,4 +145,4 @@ def compare_json(results: list[Result]) -> str:
                         "peak_memory_bytes": r.peak_memory_bytes, "fits": r.fits} for r in results], indent=1)
 
 
-_table = text_table  # the old private name, still used by cli.py
+_table = text_table  # the old private name: simulator/fidelity.py still imports it; drop once it uses text_table

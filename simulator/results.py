@@ -11,9 +11,8 @@ import numpy as np
 from .engine import BOUNDS, KernelTable, Terms
 from .graph import Model
 from .hardware import Hardware
+from .metrics import group_sum, intensity
 from .ops import CATEGORIES, UNITS
-
-GROUPINGS = ("layer", "category", "stage", "op")
 
 
 @dataclass
@@ -81,7 +80,7 @@ class Result:
 
     # ------------------------------------------------------------------------------------- groupings
     def _sum(self, keys: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
-        return np.bincount(keys, weights=values * self.table.count, minlength=n)
+        return group_sum(keys, n, values, self.table.count)
 
     def _group(self, keys: np.ndarray, n: int) -> dict:
         t, c = self.table, self.costs
@@ -111,8 +110,9 @@ class Result:
             row["device_time_s"] = row["time_s"]
             row["host_s"] = float(host[i])
             row["time_s"] = row["device_time_s"] + row["host_s"]
-            if row["host_s"] > row["device_time_s"]:
-                row["bound"] = "host"
+            # `bound` is the device's (compute, memory, overhead); `limited_by` says whether the host's pace of
+            # issuing kernels, not the device, set the stage's time
+            row["limited_by"] = "host" if row["host_s"] > row["device_time_s"] else "device"
             rows.append(row)
         return rows
 
@@ -137,7 +137,7 @@ class Result:
                    "shape": list(op.result.outputs[0]) if op.result.outputs else [],
                    "params": op.result.params * op.count, "backend": backends[i],
                    **{k: _plain(v[i]) for k, v in g.items()}}
-            row["intensity"] = row["flops"] / row["bytes"] if row["bytes"] else 0.0
+            row["intensity"] = intensity(row["flops"], row["bytes"])
             rows.append(row)
         return rows
 
@@ -160,7 +160,7 @@ class Result:
         for j, (stage, layer) in enumerate(keys):
             row = {"stage": stage, "layer": layer, "ops": ops[j], "params": params[j],
                    **{k: _plain(v[j]) for k, v in g.items()}}
-            row["intensity"] = row["flops"] / row["bytes"] if row["bytes"] else 0.0
+            row["intensity"] = intensity(row["flops"], row["bytes"])
             rows.append(row)
         return rows
 
@@ -196,7 +196,7 @@ class Result:
             },
             "stages": [{k: r[k] for k in ("name", "repeat", "params", "time_s", "flops", "bytes", "roofline_time_s",
                                           "peak_activation_bytes", "kv_cache_bytes", "bound", "host_s",
-                                          "device_time_s")}
+                                          "device_time_s", "limited_by")}
                        for r in self.by_stage()],
             "categories": {c: {k: v[k] for k in ("time_s", "flops", "bytes", "roofline_time_s")}
                            for c, v in self.by_category().items()},

@@ -141,6 +141,8 @@ class Efficiency(Strict):
     memory_latency_s: NonNegativeNumber | None = None  # DRAM round trip a kernel waits once
     # implicit-GEMM convolutions (cuDNN/MIOpen), of the matrix peak; else matrix
     conv: Fraction | None = None
+    # GEMM fraction for a dtype measured on its own (e.g. fp8), else matrix
+    matrix_by_dtype: dict[str, Fraction] | None = None
     # row reductions (layer/RMS/group norm, softmax), of peak bandwidth; else memory
     reduction_memory: Fraction | None = None
     # fused attention back-ends the device runs (flash, fmha, ...), each its fraction of the matrix peak

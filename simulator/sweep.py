@@ -18,9 +18,10 @@ from .mapping import compact, lower
 from .errors import SpecError, closest, shown
 from .graph import parse_value
 from .hardware import columns_from, field_paths, load_hardware, settable_paths
+from .metrics import group_matrix, items, items_per_second, per_watt
 from .ops import CATEGORIES
 from .params import declared_params
-from .simulate import load_model, model_defaults, resolve_stack
+from .simulate import load_model, resolve_stack
 
 DEFAULT_MAX_POINTS = 10**7
 DEFAULT_CHUNK_ELEMENTS = 1 << 17  # design points x kernels evaluated at once: 1 MB arrays stay in cache
@@ -142,8 +143,8 @@ class Job:
     model: str
     workload: dict
     family: str
+    params: dict               # the model's resolved workload parameters (batch, output_tokens, ...)
     stages: list
-    items: tuple               # ("images", count) per inference
     peak_memory_bytes: float
     spec: object               # base HardwareSpec
     peaks: list
@@ -152,26 +153,21 @@ class Job:
     by_category: np.ndarray    # [kernels, categories] counts
     terms: Terms = FULL
 
+    @property
+    def item(self) -> str:
+        """What one inference delivers: images, videos or tokens (the throughput columns are named after it)."""
+        return items(self.family, self.params)[0]
+
 
 def _job(model_id: str, workload: dict, overrides: dict, hw, attention: str, terms: Terms,
          fusion: str | None = None, stack: str | None = None) -> Job:
     built = load_model(model_id, {**overrides, **workload}, attention)
     spec = hw.spec
     table = compact(lower(built, resolve_stack(stack, built, hw, fusion), spec))
-    n_st = len(built.stages)
-    by_stage = np.zeros((len(table), n_st))
-    by_stage[np.arange(len(table)), table.stage] = table.count
-    by_cat = np.zeros((len(table), len(CATEGORIES)))
-    by_cat[np.arange(len(table)), table.category] = table.count
-    batch = built.params.get("batch", 1)
-    if built.family == "llm":
-        items = ("tokens", batch * built.params.get("output_tokens", 1))
-    elif built.family == "ttv":
-        items = ("videos", batch)
-    else:
-        items = ("images", batch)
-    return Job(built.id, workload, built.family, [s.name for s in built.stages], items, built.peak_memory_bytes, spec,
-               table.peaks, table, by_stage, by_cat, terms)
+    return Job(built.id, workload, built.family, dict(built.params), [s.name for s in built.stages],
+               built.peak_memory_bytes, spec, table.peaks, table,
+               group_matrix(table.stage, len(built.stages), table.count),
+               group_matrix(table.category, len(CATEGORIES), table.count), terms)
 
 
 def evaluate_block(job: Job, varied: dict) -> dict:
@@ -202,11 +198,10 @@ def evaluate_block(job: Job, varied: dict) -> dict:
         rows[f"{name}_bound_share"] = parts[b] / total
     rows["peak_memory_bytes"] = np.full(n, float(job.peak_memory_bytes))
     rows["fits"] = job.peak_memory_bytes <= cols["capacity"]
-    item, count = job.items
-    rows[f"{item}_per_s"] = count / total
+    rate = rows[f"{job.item}_per_s"] = items_per_second(job.family, job.params, total)
     tdp = varied.get("tdp_w", job.spec.tdp_w)
     if tdp is not None:
-        rows[f"{item}_per_s_per_w"] = count / total / np.asarray(tdp, dtype=np.float64)
+        rows[f"{job.item}_per_s_per_w"] = per_watt(rate, tdp)
     return rows
 
 
@@ -272,14 +267,14 @@ def plan(models: list[str], hardware: str, vary: list[str], vary_workload: list[
     for combo in itertools.product(*[a.grid() for a in w_axes]):
         workloads.append({a.path: (int(v) if float(v).is_integer() else float(v)) for a, v in zip(w_axes, combo)})
     # --set and --vary-workload apply to the models that declare the parameter; a name none declares is an error
-    declared = {m: model_defaults(m) for m in models}
+    declared = {m: declared_params(m) for m in models}  # name -> Param, read once per model
     for name in list(overrides or {}) + [a.path for a in w_axes]:
         if not any(name in d for d in declared.values()):
             known = sorted({k for d in declared.values() for k in d})
             raise SpecError(f"--set/--vary-workload {name}: no model in this sweep has that workload parameter"
                             f"{closest(name, known)}")
     for m in models:  # each value against the parameter's declared type and range, naming the option
-        params = declared_params(m)
+        params = declared[m]
         for name, value in (overrides or {}).items():
             if name in params:
                 params[name].check(value, "--set")
@@ -307,7 +302,7 @@ def plan(models: list[str], hardware: str, vary: list[str], vary_workload: list[
     columns += [f"{c}_s" for c in CATEGORIES] + [f"{b}_bound_share" for b in BOUNDS]
     columns += ["peak_memory_bytes", "fits"]
     for job in jobs:
-        item = job.items[0]
+        item = job.item
         extra = [f"{item}_per_s"] + ([f"{item}_per_s_per_w"] if (job.spec.tdp_w or "tdp_w" in space_paths(space))
                                      else [])
         columns += [c for c in extra if c not in columns]

@@ -38,6 +38,12 @@ def test_findings_json_has_every_id(report_dir):
         assert isinstance(f["holds"], bool) and f["explanation"] and f["claim"]
 
 
+def test_one_registered_function_per_finding():
+    assert set(paper.FINDINGS) == IDS
+    with pytest.raises(ValueError, match="registered twice"):
+        paper.finding("conv_share_diffusion")(lambda ch: None)
+
+
 def _json(*args):
     code, out, err = run_cli("run", *args, "--format", "json")
     assert code == 0, err
@@ -90,7 +96,7 @@ def test_plot_errors(tmp_path):
 def test_figures_are_byte_for_byte_deterministic(tmp_path):
     from simulator import plots
     data = ({"sd15": 1.4, "muse": 1.1}, {"sd15": "diffusion-tti", "muse": "transformer-tti"})
-    first = plots._save_both(plots.figure_flash_speedup(*data), tmp_path / "a")
-    second = plots._save_both(plots.figure_flash_speedup(*data), tmp_path / "b")
+    first = plots.save_both(plots.figure_flash_speedup(*data), tmp_path / "a")
+    second = plots.save_both(plots.figure_flash_speedup(*data), tmp_path / "b")
     for a, b in zip(first, second):
         assert open(a, "rb").read() == open(b, "rb").read()

@@ -56,13 +56,13 @@ def test_json_names_the_stack_backend_host_time_and_provenance():
 def test_a_slow_host_bounds_eager_time_and_graphs_remove_it(tmp_path):
     """With a host far slower than the device, eager time is the host's; replaying a graph removes it."""
     slow = tmp_path / "slow.yaml"
-    slow.write_text(open(load_stack("eager").file).read().replace("op_s: 1.0e-5", "op_s: 1.0e-4"))
+    slow.write_text(open(load_stack("eager").file).read().replace("op_s: 5.0e-5", "op_s: 1.0e-3"))
     eager = run("llama2-7b", "h100", {"output_tokens": 16}, stack=str(slow))
     graphs = run("llama2-7b", "h100", {"output_tokens": 16}, stack=str(slow), graphs=True)
-    per_token = sum(op.count for op in eager.model.stages[1].ops if op.result.kernels) * 1e-4
+    per_token = sum(op.count for op in eager.model.stages[1].ops if op.result.kernels) * 1e-3
     assert eager.by_stage()[1]["time_s"] == pytest.approx(15 * per_token, rel=0.05)  # the host's pace
     decode = next(s for s in eager.by_stage() if s["name"] == "decode")
-    assert decode["host_s"] > 0 and decode["bound"] == "host"
+    assert decode["host_s"] > 0 and decode["limited_by"] == "host"
     assert graphs.host_time_s == 0.0 and graphs.time_s < eager.time_s
 
 
@@ -107,3 +107,16 @@ def test_fusion_override_beats_the_stack():
 
 def test_tensorrt_is_faster_than_eager_on_the_same_pipeline():
     assert run("sd15", "a100", stack="tensorrt").time_s < run("sd15", "a100", stack="eager").time_s
+
+
+def test_eager_over_tensorrt_matches_the_published_ratio_within_20_percent():
+    """The issue's check: the eager/TensorRT ratio of SD 1.5 on an A100 against the published pair of runs of that
+    pipeline (alexeigor/sd-benchmarks, in measurements/public.yaml); nothing was fitted to this ratio."""
+    from simulator import fidelity
+    from simulator.library import public_cases
+    cases = {c["id"]: c for c in fidelity.load_public(public_cases())}
+    eager, trt = cases["alexeigor-sd15-a100-40gb-fp16-eager"], cases["alexeigor-sd15-a100-40gb-fp16-tensorrt"]
+    published = eager["value"] / trt["value"]
+    for hw in ("a100", "a100-40gb"):
+        simulated = run("sd15", hw, stack="eager").time_s / run("sd15", hw, stack="tensorrt").time_s
+        assert abs(simulated / published - 1) <= 0.20, (hw, simulated, published)

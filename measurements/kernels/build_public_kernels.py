@@ -7,11 +7,15 @@ import csv
 import json
 import re
 import os
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "public-kernels.csv")
-COLUMNS = ("kind", "shapes", "attrs", "attention", "dtype", "time_s", "repeats", "device", "torch", "driver",
-           "date", "error", "hardware", "source_id", "source")
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))   # the repository root, for `simulator`
+from simulator.measurements import COLUMNS as MEASUREMENT_COLUMNS  # noqa: E402
+
+# the calibration CSV's columns, then the device, source document and citation of each published number
+COLUMNS = MEASUREMENT_COLUMNS + ("hardware", "source_id", "source")
 rows = []
 
 

@@ -1,0 +1,107 @@
+"""The metrics layer: every figure derived from the engine's per-kernel costs, defined once.
+
+Groupings (sums of kernel costs by stage, category, op, layer or attention role), throughput (images, videos or
+tokens per second of a model run, and per watt), arithmetic intensity, attained FLOP/s, shares of time and the
+ridge point of a device. Results, reports, plots, the paper report and sweeps all import these; none of them
+recomputes a cost.
+
+numpy is imported inside the functions that need it, so `list` and `describe` (which format tables through
+report.py) start without it.
+"""
+from __future__ import annotations
+
+from .ops import CATEGORIES
+
+# ------------------------------------------------------------------------------------------------- groupings
+
+GROUPINGS = ("layer", "category", "stage", "op")  # the groupings of `run --by` and Result.by_*()
+
+
+def group_sum(keys, n: int, values, count):
+    """Per group, the sum over kernels of `values` x runs: one design point. `keys[k]` is kernel k's group in
+    [0, n), `count[k]` how often it runs; groups no kernel falls in sum to 0."""
+    import numpy as np
+    return np.bincount(keys, weights=values * count, minlength=n)
+
+
+def group_matrix(keys, n: int, count):
+    """[kernels, groups] matrix of run counts, so that `times @ matrix` sums the per-kernel times of many design
+    points by group at once: the sweep's form of `group_sum`."""
+    import numpy as np
+    out = np.zeros((len(keys), n))
+    out[np.arange(len(keys)), keys] = count
+    return out
+
+
+def category_shares(result) -> dict:
+    """Share of a Result's end-to-end time spent in each operator category (conv, linear, attention, ...)."""
+    cats = result.by_category()
+    return {c: share(cats[c]["time_s"], result.time_s) for c in CATEGORIES}
+
+
+def role_split(result) -> dict:
+    """Attention time and FLOPs by role (spatial, temporal, cross, ...; 'self' where an op has none) over the
+    whole pipeline of a Result."""
+    out: dict = {}
+    for row in result.by_op():
+        if row["kind"] != "attention":
+            continue
+        agg = out.setdefault(row["role"] or "self", {"time_s": 0.0, "flops": 0.0})
+        agg["time_s"] += row["time_s"]
+        agg["flops"] += row["flops"]
+    return out
+
+
+# ----------------------------------------------------------------------------------------- rates and ratios
+
+def share(part: float, total: float) -> float:
+    """`part` as a fraction of `total`."""
+    return part / total
+
+
+def intensity(flops: float, bytes_: float) -> float:
+    """Arithmetic intensity in FLOP per byte moved; 0 for work that moves no bytes."""
+    return flops / bytes_ if bytes_ else 0.0
+
+
+def attained(flops: float, time_s: float) -> float:
+    """Attained throughput in FLOP/s; 0 for work that takes no time."""
+    return flops / time_s if time_s else 0.0
+
+
+def items(family: str, params: dict) -> tuple[str, int]:
+    """What one run of a model delivers, and how many: ('tokens', batch x output_tokens) for an LLM,
+    ('videos', batch) for text-to-video, ('images', batch) for text-to-image."""
+    batch = params.get("batch", 1)
+    if family == "llm":
+        return "tokens", batch * params.get("output_tokens", 1)
+    return ("videos" if family == "ttv" else "images"), batch
+
+
+def items_per_second(family: str, params: dict, time_s):
+    """Images, videos or tokens (see `items`) per second of a run taking `time_s` seconds (a number, or an
+    array with one time per design point)."""
+    return items(family, params)[1] / time_s
+
+
+def per_watt(rate, tdp_w):
+    """A rate per watt of board power (TDP), for one device or an array of design points."""
+    import numpy as np
+    return rate / np.asarray(tdp_w, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------------- devices
+
+def peak_flops(spec, dtype: str = "bf16") -> float:
+    """A device's matrix-unit peak FLOP/s for `dtype`: its own rate, else the rate of the type the device runs
+    it as (`dtype_substitutes`), else the fastest matrix rate it has (the vector unit's without one)."""
+    for d in (dtype, spec.dtype_substitutes.get(dtype)):
+        if d in spec.compute:
+            return spec.compute[d]
+    return max(spec.compute.values() or spec.vector.values())
+
+
+def ridge_point(spec, dtype: str = "bf16") -> float:
+    """The roofline's ridge point in FLOP/B: peak FLOP/s for `dtype` over DRAM bandwidth. Work of lower
+    arithmetic intensity is memory-bound on this device, higher is compute-bound."""
+    return peak_flops(spec, dtype) / spec.memory.bandwidth
