@@ -78,7 +78,8 @@ def _rows(result: Result, by: str) -> tuple[list, list, str]:
 def table(result: Result, by: str = "layer") -> str:
     m, hw = result.model, result.hardware
     params = ", ".join(f"{k}={v}" for k, v in m.params.items())
-    out = [f"{m.name} ({m.id}) on {hw.name} ({hw.id}), attention={m.attention}, {result.terms.describe()}",
+    stack = f"stack={result.stack.id} ({result.stack.name}), " if result.stack is not None else ""
+    out = [f"{m.name} ({m.id}) on {hw.name} ({hw.id}), {stack}attention={m.attention}, {result.terms.describe()}",
            f"workload: {params}", ""]
     headers, rows, align = _rows(result, by)
     out.append(text_table(headers, rows, align))
@@ -87,13 +88,27 @@ def table(result: Result, by: str = "layer") -> str:
             out.append("")
             out.append(text_table(*_rows(result, extra)))
     out += ["", summary(result)]
+    trust = trust_line(result)
+    if trust:
+        out.append(trust)
     out += [f"warning: {w}" for w in result.warnings]
     return "\n".join(out)
 
 
+def trust_line(result: Result) -> str:
+    """The table footer that says how far to trust the total (README, "Error against published end-to-end
+    measurements")."""
+    e = result.expected_error()
+    if not e:
+        return ""
+    return (f"expected error: median {e['median_abs_pct']:.0f} %, 90th percentile {e['p90_abs_pct']:.0f} %, "
+            f"signed median {e['median_signed_pct']:+.0f} % over {e['cases']} published cases ({e['scope']})")
+
+
 def summary(result: Result) -> str:
     t = result.to_dict()["totals"]
-    return (f"total {seconds(t['time_s'])} (roofline alone {seconds(t['roofline_time_s'])}), "
+    host = f", of which host {seconds(t['host_s'])}" if t["host_s"] else ""
+    return (f"total {seconds(t['time_s'])}{host} (roofline alone {seconds(t['roofline_time_s'])}), "
             f"{si(t['flops'])}FLOP, {si(t['bytes'], 'B')} moved, {si(t['params'])} params, "
             f"weights {gib(t['weight_bytes'])}, peak memory {gib(t['peak_memory_bytes'])} of "
             f"{gib(t['memory_capacity_bytes'])}"
@@ -124,22 +139,28 @@ def to_json(result: Result) -> str:
 
 def compare_table(results: list[Result]) -> str:
     base = results[0]
-    headers = ["hardware", "time", "speed-up", "roofline", *CATEGORIES, "peak mem", "fits"]
+    headers = ["hardware", "stack", "time", "speed-up", "roofline", *CATEGORIES, "peak mem", "fits"]
     rows = []
     for r in results:
         shares = category_shares(r)
-        rows.append([r.hardware.id, seconds(r.time_s), f"{base.time_s / r.time_s:.2f}x", seconds(r.roofline_time_s),
+        rows.append([r.hardware.id, r.stack.id if r.stack else "", seconds(r.time_s), f"{base.time_s / r.time_s:.2f}x",
+                     seconds(r.roofline_time_s),
                      *[f"{100 * shares[c]:.0f}%" for c in CATEGORIES], gib(r.peak_memory_bytes),
                      "yes" if r.fits else "NO"])
     m = base.model
     title = (f"{m.name} ({m.id}), attention={m.attention}, {base.terms.describe()}; speed-up relative to "
              f"{base.hardware.id}; category columns are shares of time")
-    return title + "\n\n" + text_table(headers, rows, "l" + "r" * (len(headers) - 1))
+    stacks = {r.stack.id for r in results if r.stack is not None}
+    if len(stacks) > 1:
+        title += (f"\nnote: the devices run different software stacks ({', '.join(sorted(stacks))}): part of each "
+                  "speed-up is the stack's")
+    return title + "\n\n" + text_table(headers, rows, "ll" + "r" * (len(headers) - 2))
 
 
 def compare_json(results: list[Result]) -> str:
     base = results[0].time_s
-    return json.dumps([{"hardware": r.hardware.id, "time_s": r.time_s, "speedup": base / r.time_s,
+    return json.dumps([{"hardware": r.hardware.id, "stack": r.stack.id if r.stack else None, "time_s": r.time_s,
+                        "speedup": base / r.time_s,
                         "roofline_time_s": r.roofline_time_s,
                         "categories": {c: v["time_s"] for c, v in r.by_category().items()},
                         "peak_memory_bytes": r.peak_memory_bytes, "fits": r.fits} for r in results], indent=1)
