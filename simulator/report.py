@@ -91,6 +91,10 @@ def table(result: Result, by: str = "layer") -> str:
     trust = trust_line(result)
     if trust:
         out.append(trust)
+    borrowed = result.hardware.spec.borrowed
+    if borrowed:
+        out.append(f"note: {result.hardware.id} has no measurement of its own for "
+                   + "; ".join(f"{k} (from {v})" for k, v in borrowed.items()))
     out += [f"warning: {w}" for w in result.warnings]
     return "\n".join(out)
 

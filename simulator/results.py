@@ -218,7 +218,8 @@ class Result:
                 "hardware_file": hw.name, "hardware_sha256": hashlib.sha256(hw.read_bytes()).hexdigest(),
                 "hardware_overrides": self.hardware.id.endswith("*"),
                 "stack": self.stack.id if self.stack is not None else None,
-                "stack_sha256": self.stack.sha256 if self.stack is not None else None}
+                "stack_sha256": self.stack.sha256 if self.stack is not None else None,
+                "borrowed": dict(self.hardware.spec.borrowed)}
 
     def expected_error(self) -> dict | None:
         """How far to trust the total: the validated error of this model family under this stack against

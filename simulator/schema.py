@@ -201,6 +201,9 @@ class HardwareSpec(Strict):
     efficiency: Efficiency
     conv_layout: Literal["nchw", "nhwc", "native"] = "native"  # the layout the device's conv kernels run in
     default_stack: str | None = None           # the stack this device runs by default (e.g. xla on TPUs)
+    # efficiency fields without a measurement of this device, each mapped to the device or family it comes from;
+    # results flag them
+    borrowed: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _one_clock(self):

@@ -120,3 +120,10 @@ def test_eager_over_tensorrt_matches_the_published_ratio_within_20_percent():
     for hw in ("a100", "a100-40gb"):
         simulated = run("sd15", hw, stack="eager").time_s / run("sd15", hw, stack="tensorrt").time_s
         assert abs(simulated / published - 1) <= 0.20, (hw, simulated, published)
+
+
+def test_borrowed_efficiency_is_flagged_in_table_and_json():
+    code, out, _ = run_cli("run", "sd15", "--hardware", "h200", "--by", "stage")
+    assert code == 0 and "no measurement of its own" in out and "from h100" in out
+    code, out, _ = run_cli("run", "sd15", "--hardware", "h200", "--format", "json")
+    assert json.loads(out)["provenance"]["borrowed"]["efficiency.matrix"].startswith("h100")
