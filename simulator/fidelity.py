@@ -16,6 +16,7 @@ from .engine import FULL, ROOFLINE, KernelTable, Terms, evaluate
 from .errors import Location, SpecError, shown
 from .hardware import columns_from, load_hardware
 from .loader import load_yaml
+from .metrics import items_per_second
 from .ops import CATEGORIES, OPS
 
 HELD_OUT_FRACTION = 5  # one row in five is for validation only
@@ -289,9 +290,9 @@ def simulate_case(case: dict, hw_overrides: dict | None = None, stack_overrides:
     if metric == "total_s":
         return r.time_s, r
     if metric in ("decode_tokens_per_s", "tokens_per_s"):
-        return p.get("batch", 1) * p["output_tokens"] / r.time_s, r
+        return items_per_second("llm", p, r.time_s), r
     if metric == "items_per_s":
-        return p.get("batch", 1) / r.time_s, r
+        return items_per_second(r.model.family, p, r.time_s), r
     row = next((s for s in r.by_stage() if s["name"] == stage), None)
     if row is None:
         raise SpecError(f"case {case['id']}: model {case['model']} has no stage '{stage}'")
@@ -307,11 +308,11 @@ def time_error_pct(metric: str, measured: float, simulated: float) -> float:
 def public_table(found: list) -> str:
     """The `validate --public` report: one row per case, then the error by model family and by stack. The
     README's table is this text (a test checks it)."""
-    from .report import _table
-    from .trust import summarise
+    from .report import text_table
+    from .trust import stats, summarise
     rows = [[f["id"], f["family"], f["stack"], f["metric"], f"{f['measured']:.4g}", f"{f['simulated']:.4g}",
              f"{f['error_pct']:+.0f}%" + (" (excluded)" if f["excluded"] else "")] for f in found]
-    lines = [_table(["case", "family", "stack", "metric", "published", "simulated", "time error"], rows,
+    lines = [text_table(["case", "family", "stack", "metric", "published", "simulated", "time error"], rows,
                     "llllrrr"), ""]
     summary = summarise(found)
     groups = [["all", *_cells(summary["all"])]]
@@ -320,9 +321,8 @@ def public_table(found: list) -> str:
     for f in found:
         if not f["excluded"]:
             stacks.setdefault(f["stack"], []).append(f["error_pct"])
-    from .trust import _stats
-    groups += [[f"stack {k}", *_cells(_stats(v))] for k, v in sorted(stacks.items())]
-    lines.append(_table(["group", "cases", "median |error|", "p90 |error|", "median signed"], groups, "lrrrr"))
+    groups += [[f"stack {k}", *_cells(stats(v))] for k, v in sorted(stacks.items())]
+    lines.append(text_table(["group", "cases", "median |error|", "p90 |error|", "median signed"], groups, "lrrrr"))
     a = summary["all"]
     lines.append(f"\n{a['cases']} cases: median absolute error {a['median_abs_pct']:.0f} %, 90th percentile "
                  f"{a['p90_abs_pct']:.0f} % (time error: positive = predicted slower than measured)")

@@ -170,4 +170,3 @@ def compare_json(results: list[Result]) -> str:
                         "peak_memory_bytes": r.peak_memory_bytes, "fits": r.fits} for r in results], indent=1)
 
 
-_table = text_table  # the old private name: simulator/fidelity.py still imports it; drop once it uses text_table

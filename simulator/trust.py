@@ -17,7 +17,8 @@ FILE = "expected-error.json"
 MIN_CASES = 3  # a group with fewer cases says little: fall back to the wider group
 
 
-def _stats(errors: list) -> dict:
+def stats(errors: list) -> dict:
+    """Median and 90th-percentile absolute error and the signed median of a list of percentage errors."""
     a = np.abs(np.asarray(errors, dtype=float))
     return {"cases": int(len(a)), "median_abs_pct": round(float(np.median(a)), 1),
             "p90_abs_pct": round(float(np.percentile(a, 90)), 1),
@@ -27,11 +28,11 @@ def _stats(errors: list) -> dict:
 def summarise(rows: list) -> dict:
     """Error statistics of `validate_public` rows: over all, per family and per (family, stack)."""
     rows = [r for r in rows if not r.get("excluded")]
-    out = {"all": _stats([r["error_pct"] for r in rows]), "family": {}, "family_stack": {}}
+    out = {"all": stats([r["error_pct"] for r in rows]), "family": {}, "family_stack": {}}
     for key, group in (("family", lambda r: r["family"]), ("family_stack", lambda r: f"{r['family']}/{r['stack']}")):
         names = sorted({group(r) for r in rows})
         for name in names:
-            out[key][name] = _stats([r["error_pct"] for r in rows if group(r) == name])
+            out[key][name] = stats([r["error_pct"] for r in rows if group(r) == name])
     return out
 
 

@@ -136,15 +136,17 @@ class CsvWriter:
                     template.append(_number(floats[0]).replace("%", "%%"))
                 elif np.isfinite(floats).all():
                     template.append("%.12g")
-                    columns.append(floats.tolist())
+                    columns.append(floats)
                 else:
                     template.append("%s")
                     columns.append([_number(v) for v in floats.tolist()])
             row = ",".join(template) + "\n"
-            if columns:
+            if columns and all(isinstance(col, np.ndarray) for col in columns):  # all numbers: one C-level tolist
+                self.fh.write((row * n) % tuple(np.stack(columns, axis=1).ravel().tolist()))
+            elif columns:
                 flat = np.empty((n, len(columns)), dtype=object)
                 for j, col in enumerate(columns):
-                    flat[:, j] = col
+                    flat[:, j] = col.tolist() if isinstance(col, np.ndarray) else col
                 self.fh.write((row * n) % tuple(flat.ravel().tolist()))
             else:
                 self.fh.write(row * n)
