@@ -56,9 +56,22 @@ def save(fig, out: str | Path) -> list[str]:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise SpecError(f"--plot/--out {out}: figures are .png, .svg or .pdf")
-    fig.savefig(out)
+    _write_figure(fig, out)
     plt.close(fig)
     return [str(out)]
+
+
+def _write_figure(fig, path: Path) -> None:
+    """Render in memory, then write atomically (no half-written figure if rendering or writing fails), without
+    the timestamps matplotlib would embed, so the same inputs give the same bytes."""
+    import io
+
+    from .writers import write_atomic
+    fmt = path.suffix.lower().lstrip(".")
+    meta = {"Date": None} if fmt == "svg" else {"CreationDate": None} if fmt == "pdf" else {}
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, metadata=meta)
+    write_atomic(str(path), buf.getvalue())
 
 
 def _log_axis(values: np.ndarray) -> bool:
@@ -235,8 +248,7 @@ def save_both(fig, out: Path, formats=("png", "svg")) -> list[str]:
     paths = []
     for fmt in formats:
         path = out.with_suffix(f".{fmt}")
-        meta = {"Date": None} if fmt == "svg" else {}
-        fig.savefig(path, metadata=meta)
+        _write_figure(fig, path)
         paths.append(str(path))
     plt.close(fig)
     return paths

@@ -51,8 +51,9 @@ def check_output(path, flag: str = "--out", folder: bool = False, suffixes=None)
         raise SpecError(f"{flag} {shown(text)}: cannot write there ({exc.strerror or exc})") from None
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write via a temporary file in the same folder, so a reader never sees half a file."""
+def write_atomic(path: str, text: str | bytes) -> None:
+    """Write via a temporary file in the same folder, so a reader never sees half a file. Text gets a final
+    newline; bytes (a figure) are written as they are."""
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -60,8 +61,12 @@ def write_atomic(path: str, text: str) -> None:
     except OSError as exc:
         raise SpecError(f"cannot write {shown(str(path))}: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text if text.endswith("\n") else text + "\n")
+        if isinstance(text, bytes):
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text)
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text if text.endswith("\n") else text + "\n")
         os.chmod(tmp, 0o644)  # mkstemp creates owner-only files; outputs are ordinary files
         os.replace(tmp, target)
     except BaseException as exc:
