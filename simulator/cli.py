@@ -267,7 +267,7 @@ def sweep_command(args, overrides, hw_overrides, terms) -> int:
     plan = sw.plan(models, args.hardware, args.vary, args.vary_workload, overrides, hw_overrides, args.attention,
                    terms, args.samples, args.seed, args.max_points, args.fusion, args.stack)
     varied = [a.path for a in plan.space.axes]
-    workload = [c for c in plan.columns[1:] if c not in varied and c != "time_s"][:len(args.vary_workload)]
+    workload = [c for c in plan.columns[2:] if c not in varied and c != "time_s"][:len(args.vary_workload)]
     if args.plot:
         if not varied:
             raise SpecError("--plot needs at least one --vary field")

@@ -134,8 +134,11 @@ def _grid_ticks(axis, values: np.ndarray, unit: str, max_labels: int) -> None:
 
 
 def _series_key(rows: dict, i: int, workload: list) -> str:
-    extra = ", ".join(f"{w}={rows[w][i]:g}" for w in workload)
-    return f"{rows['model'][i]}" + (f" ({extra})" if extra else "")
+    """A line's legend: the model, its workload values and the software stack it ran under."""
+    extra = [f"{w}={rows[w][i]:g}" for w in workload]
+    if "stack" in rows:
+        extra.append(f"{rows['stack'][i]} stack")
+    return f"{rows['model'][i]}" + (f" ({', '.join(extra)})" if extra else "")
 
 
 def plot_sweep(rows: dict, varied: list, workload: list, out: str, cost: str | None = None) -> list[str]:

@@ -152,6 +152,7 @@ class Job:
     by_stage: np.ndarray       # [kernels, stages] counts
     by_category: np.ndarray    # [kernels, categories] counts
     terms: Terms = FULL
+    stack: str = ""            # the software stack the kernel table was lowered for
 
     @property
     def item(self) -> str:
@@ -163,11 +164,12 @@ def _job(model_id: str, workload: dict, overrides: dict, hw, attention: str, ter
          fusion: str | None = None, stack: str | None = None) -> Job:
     built = load_model(model_id, {**overrides, **workload}, attention)
     spec = hw.spec
-    table = compact(lower(built, resolve_stack(stack, built, hw, fusion), spec))
+    st = resolve_stack(stack, built, hw, fusion)
+    table = compact(lower(built, st, spec))
     return Job(built.id, workload, built.family, dict(built.params), [s.name for s in built.stages],
                built.peak_memory_bytes, spec, table.peaks, table,
                group_matrix(table.stage, len(built.stages), table.count),
-               group_matrix(table.category, len(CATEGORIES), table.count), terms)
+               group_matrix(table.category, len(CATEGORIES), table.count), terms, st.id)
 
 
 def evaluate_block(job: Job, varied: dict) -> dict:
@@ -179,7 +181,7 @@ def evaluate_block(job: Job, varied: dict) -> dict:
     host = host_excess(job.table, time, job.terms)  # [points, stages]
     device = time @ job.table.count
     total = device + host.sum(axis=1)
-    rows = {"model": np.full(n, job.model, dtype=object)}
+    rows = {"model": np.full(n, job.model, dtype=object), "stack": np.full(n, job.stack, dtype=object)}
     for k, v in job.workload.items():
         rows[k] = np.full(n, v)
     for k, v in varied.items():
@@ -296,7 +298,7 @@ def plan(models: list[str], hardware: str, vary: list[str], vary_workload: list[
             dtypes = sorted({d for j in jobs for _, d in j.peaks})
             sweep.warnings.append(f"--vary {axis.path} does not change any time: the models compute in "
                                   f"{', '.join(dtypes)} (vary that rate, or --set dtype=...)")
-    columns = ["model"] + [a.path for a in w_axes] + [a.path for a in axes] + ["time_s"]
+    columns = ["model", "stack"] + [a.path for a in w_axes] + [a.path for a in axes] + ["time_s"]
     for job in jobs:
         columns += [f"stage_{s}_s" for s in job.stages if f"stage_{s}_s" not in columns]
     columns += [f"{c}_s" for c in CATEGORIES] + [f"{b}_bound_share" for b in BOUNDS]
