@@ -235,6 +235,7 @@ def _heatmap(rows: dict, keys: np.ndarray, series: list, varied: list) -> "plt.F
 
 # ------------------------------------------------------------------------------------ characterisation figures
 
+HOST_COLOR = "#BBBBBB"  # time the host adds beyond the device
 CATEGORY_COLORS = {"conv": "#4C72B0", "linear": "#DD8452", "attention": "#C44E52", "norm": "#8172B3",
                    "elementwise": "#55A868", "other": "#937860"}
 FAMILY_COLORS = {"diffusion-tti": "#4C72B0", "transformer-tti": "#DD8452", "ttv": "#55A868", "llm": "#C44E52"}
@@ -272,9 +273,11 @@ def figure_breakdown(pairs: list, families: dict) -> "plt.Figure":
         for offset, r, hatch in ((0.0, math_r, None), (0.42, flash_r, "//")):
             bottom = 0.0
             cats = r.by_category()
-            for c in CATEGORIES:
-                h = cats[c]["time_s"] / math_r.time_s
-                ax.bar(x + offset, h, 0.4, bottom=bottom, color=CATEGORY_COLORS[c], hatch=hatch,
+            # categories hold device time; what the host adds (eager dispatch slower than the GPU) is its own part
+            parts = [(c, cats[c]["time_s"]) for c in CATEGORIES] + [("host", r.host_time_s)]
+            for c, t in parts:
+                h = t / math_r.time_s
+                ax.bar(x + offset, h, 0.4, bottom=bottom, color=CATEGORY_COLORS.get(c, HOST_COLOR), hatch=hatch,
                        edgecolor="white", linewidth=0.3, label=c if (model, offset) == (pairs[0][0], 0.0) else None)
                 bottom += h
         ticks.append(x + 0.21)
@@ -283,7 +286,7 @@ def figure_breakdown(pairs: list, families: dict) -> "plt.Figure":
     ax.set_xticks(ticks, labels, rotation=35, ha="right")
     ax.set_ylabel("time / time with math attention")
     ax.set_title("Time by operator category: left bar materialised attention, right bar (hatched) Flash")
-    ax.legend(ncol=6, loc="upper center", bbox_to_anchor=(0.5, -0.32), frameon=False)
+    ax.legend(ncol=7, loc="upper center", bbox_to_anchor=(0.5, -0.32), frameon=False)
     ax.set_ylim(0, 1.08)
     return fig
 
