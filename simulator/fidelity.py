@@ -261,7 +261,9 @@ def load_public(path: str | Path) -> list:
 def case_stack(case: dict) -> str:
     """The stack a case ran: its `stack`, else inferred from the older `fusion` / `cuda_graphs` fields."""
     if case.get("stack"):
-        return case["stack"]
+        from .stacks import ALIASES
+        name = str(case["stack"])
+        return ALIASES.get(name.strip().lower(), name)
     if case.get("cuda_graphs"):
         return "compile-cudagraphs"
     return "compile" if case.get("fusion", "none") != "none" else "eager"
@@ -310,8 +312,10 @@ def public_table(found: list) -> str:
     README's table is this text (a test checks it)."""
     from .report import text_table
     from .trust import stats, summarise
-    rows = [[f["id"], f["family"], f["stack"], f["metric"], f"{f['measured']:.4g}", f"{f['simulated']:.4g}",
-             f"{f['error_pct']:+.0f}%" + (" (excluded)" if f["excluded"] else "")] for f in found]
+    rows = [[f["id"], f["family"], f["stack"], f["metric"], f"{f['measured']:.4g}",
+             f"{f['simulated']:.4g}" if f["simulated"] == f["simulated"] else "-",
+             (f"{f['error_pct']:+.0f}%" if f["error_pct"] == f["error_pct"] else "-")
+             + (" (excluded)" if f["excluded"] else "")] for f in found]
     lines = [text_table(["case", "family", "stack", "metric", "published", "simulated", "time error"], rows,
                     "llllrrr"), ""]
     summary = summarise(found)
@@ -326,6 +330,7 @@ def public_table(found: list) -> str:
     a = summary["all"]
     lines.append(f"\n{a['cases']} cases: median absolute error {a['median_abs_pct']:.0f} %, 90th percentile "
                  f"{a['p90_abs_pct']:.0f} % (time error: positive = predicted slower than measured)")
+    lines += [f"excluded {f['id']}: {f['excluded']}" for f in found if f["excluded"]]
     return "\n".join(lines)
 
 
@@ -340,7 +345,13 @@ def validate_public(path: str | Path, hw_overrides: dict | None = None) -> list:
         try:
             sim, r = simulate_case(c, hw_overrides)
         except SpecError as exc:
-            raise SpecError(f"case {c['id']}: {exc}", c.loc(None, "cases")) from None
+            # one case the simulator cannot run (an unknown model, device or stack) does not hide the others: it
+            # is reported, and left out of the statistics
+            out.append({"id": c["id"], "model": c["model"], "hardware": c["hardware"], "metric": c["metric"],
+                        "family": "", "stack": str(c.get("stack", "")), "source_id": source_key(c),
+                        "measured": float(c["value"]), "simulated": float("nan"), "error_pct": float("nan"),
+                        "excluded": f"cannot simulate: {exc}", "source": c["source"]})
+            continue
         out.append({"id": c["id"], "model": c["model"], "hardware": c["hardware"], "metric": c["metric"],
                     "family": r.model.family, "stack": case_stack(c), "source_id": source_key(c),
                     "measured": float(c["value"]), "simulated": sim,

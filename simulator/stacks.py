@@ -106,10 +106,23 @@ def with_values(stack: Stack, values: dict) -> Stack:
     return Stack(stack.id, stack.file, stack.spec.model_copy(update={"host": host}), stack.sha256)
 
 
+# Names people use for the frameworks behind each built-in stack
+ALIASES = {
+    "pytorch": "eager", "torch": "eager", "pytorch-eager": "eager", "diffusers": "eager", "transformers": "eager",
+    "torch.compile": "compile", "torch-compile": "compile", "inductor": "compile",
+    "reduce-overhead": "compile-cudagraphs", "max-autotune": "compile-cudagraphs", "cudagraphs": "compile-cudagraphs",
+    "trt": "tensorrt", "tensorrt-llm": "tensorrt", "trt-llm": "tensorrt", "trtllm": "tensorrt",
+    "jax": "xla", "pytorch-xla": "xla", "torch-xla": "xla",
+    "vllm": "serving", "sglang": "serving", "tgi": "serving", "lmdeploy": "serving",
+}
+
+
 def load_stack(name: str) -> Stack:
-    """A built-in stack id (`eager`, `compile`, ...) or a YAML file."""
+    """A built-in stack id (`eager`, `compile`, ...), a common name for one (`vllm`, `trt-llm`, `jax`), or a YAML
+    file."""
     if not isinstance(name, str) or not name:
         raise SpecError(f"--stack: expected a stack id or file (stacks: {', '.join(builtin_ids('stacks'))})")
+    name = ALIASES.get(name.strip().lower(), name)
     path = resolve("stacks", name)
     node = load_yaml(path)
     spec = validate(StackSpec, node, str(path))

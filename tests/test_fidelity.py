@@ -72,3 +72,18 @@ def test_bad_fit_input(tmp_path):
     measurements.write_csv([], str(csv))
     code, _, err = run_cli("fit", csv, "--hardware", "h100", "--out", tmp_path / "x.yaml")
     assert code == 2 and "usable training rows" in err
+
+
+def test_a_case_that_cannot_run_is_reported_not_fatal(tmp_path):
+    """An unknown model in one case leaves the others validated; common framework names map to stacks."""
+    cases = tmp_path / "c.yaml"
+    cases.write_text("""cases:
+  - {id: ok, model: llama2-7b, hardware: h100, stack: vllm, set: {batch: 1, prompt_tokens: 8, output_tokens: 4},
+     metric: total_s, value: 0.05, source: test}
+  - {id: bad, model: no-such-model, hardware: h100, metric: total_s, value: 1.0, source: test}
+""")
+    found = fidelity.validate_public(cases)
+    assert found[0]["stack"] == "serving" and found[0]["simulated"] > 0 and not found[0]["excluded"]
+    assert "cannot simulate" in found[1]["excluded"]
+    text = fidelity.public_table(found)
+    assert "1 cases" in text and "excluded bad" in text
