@@ -340,11 +340,12 @@ def _cells(stats: dict) -> list:
 
 
 def validate_public(path: str | Path, hw_overrides: dict | None = None) -> list:
-    out = []
+    out, first_error = [], None
     for c in load_public(path):
         try:
             sim, r = simulate_case(c, hw_overrides)
         except SpecError as exc:
+            first_error = first_error or SpecError(f"case {c['id']}: {exc.message}", c.loc(None, "cases"))
             # one case the simulator cannot run (an unknown model, device or stack) does not hide the others: it
             # is reported, and left out of the statistics
             out.append({"id": c["id"], "model": c["model"], "hardware": c["hardware"], "metric": c["metric"],
@@ -357,6 +358,8 @@ def validate_public(path: str | Path, hw_overrides: dict | None = None) -> list:
                     "measured": float(c["value"]), "simulated": sim,
                     "error_pct": time_error_pct(c["metric"], float(c["value"]), sim),
                     "excluded": c.get("excluded") or "", "source": c["source"]})
+    if first_error is not None and all(f["error_pct"] != f["error_pct"] for f in out):
+        raise first_error  # nothing could be simulated: that is an error in the file, not a result
     return out
 
 

@@ -19,6 +19,9 @@ MIN_CASES = 3  # a group with fewer cases says little: fall back to the wider gr
 
 def stats(errors: list) -> dict:
     """Median and 90th-percentile absolute error and the signed median of a list of percentage errors."""
+    if not len(errors):
+        return {"cases": 0, "median_abs_pct": float("nan"), "p90_abs_pct": float("nan"),
+                "median_signed_pct": float("nan")}
     a = np.abs(np.asarray(errors, dtype=float))
     return {"cases": int(len(a)), "median_abs_pct": round(float(np.median(a)), 1),
             "p90_abs_pct": round(float(np.percentile(a, 90)), 1),
