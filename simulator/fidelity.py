@@ -86,10 +86,10 @@ def cases_table(rows: list, spec, stack: str = "eager") -> Cases:
     """Measured rows as kernels, lowered as `stack` runs a lone op on the device (`spec`). Kernel timings are
     device time, so the host model does not enter."""
     from .measurements import op_call
-    from .mapping import _Rows, lower_op
+    from .mapping import KernelRows, lower_op
     from .stacks import load_stack
     st = load_stack(stack)
-    out, cats = _Rows(), []
+    out, cats = KernelRows(), []
     for i, row in enumerate(rows):
         if row["kind"] not in OPS:
             raise SpecError(f"measurement row {i + 2}: unknown op kind '{row['kind']}'")

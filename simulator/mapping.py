@@ -113,7 +113,7 @@ def kernel_class(k, category: str, backend: str | None, kind: str = "", dtype: s
     return "none"
 
 
-class _Rows:
+class KernelRows:
     """Accumulates kernel rows and the lookup lists they index."""
 
     def __init__(self):
@@ -131,7 +131,7 @@ class _Rows:
 def lower(model: Model, stack: Stack, spec) -> KernelTable:
     """The model's kernels as run by `stack` on the device described by `spec` (a HardwareSpec)."""
     st = stack.spec
-    ops, out = [], _Rows()
+    ops, out = [], KernelRows()
     stage_meta = []
     for si, stage in enumerate(model.stages):
         saved_read, saved_write = _fusions(stage, st.fusion) if st.fusion != "none" else ({}, {})
@@ -148,9 +148,9 @@ def lower(model: Model, stack: Stack, spec) -> KernelTable:
     return KernelTable.from_rows(ops, out.rows, out.peaks, out.classes, out.backends, stage_meta, st.launch)
 
 
-def lower_op(out: _Rows, oid: int, si: int, kind: str, category: str, dtype: str, res, count: float, stack: Stack,
-             spec, attention: str = "flash", saved_read: float | None = None, saved_write: float | None = None,
-             in_bytes: int = 0) -> None:
+def lower_op(out: KernelRows, oid: int, si: int, kind: str, category: str, dtype: str, res, count: float,
+             stack: Stack, spec, attention: str = "flash", saved_read: float | None = None,
+             saved_write: float | None = None, in_bytes: int = 0) -> None:
     """The kernel rows of one op (an `OpResult`) run `count` times: back-end choice, fusion savings, reduction
     passes, layout transposes and host cost, as the stack runs it on the device."""
     st = stack.spec
