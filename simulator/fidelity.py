@@ -368,9 +368,6 @@ def validate_public(path: str | Path, hw_overrides: dict | None = None) -> list:
 # Named physical quantities fitted on end-to-end cases, with the prior range their sources allow. Nothing else
 # is fitted on whole pipelines: no multiplier on time, no per-model, per-case or per-stack factor.
 PUBLIC_PARAMETERS = {
-    # per-tile fixed cost of GEMM main loops on the NVIDIA devices without published GEMM rows (A100, L4, L40S);
-    # prior: 0 to 1024 K elements (H100's published K-sweep fits 256, B200's 32)
-    "hw:a100,a100-40gb,l4,l40s:efficiency.gemm_k_overhead": (0.0, 1024.0),
     # achievable fraction of the matrix peak for cuDNN implicit-GEMM convolutions on NVIDIA GPUs; no published
     # kernel rows exist in measurements/kernels; prior: a quarter of peak up to the GEMM fraction
     "efficiency.conv": (0.25, 0.85),

@@ -87,3 +87,18 @@ def test_a_case_that_cannot_run_is_reported_not_fatal(tmp_path):
     assert "cannot simulate" in found[1]["excluded"]
     text = fidelity.public_table(found)
     assert "1 cases" in text and "excluded bad" in text
+
+
+def test_fit_public_holds_each_source_out(tmp_path):
+    """`fit --public` fits the named parameters on a grid and reports each source's error when held out."""
+    cases = tmp_path / "c.yaml"
+    cases.write_text("""cases:
+  - {id: a, model: sd15, hardware: a100, stack: eager, set: {steps: 2}, metric: total_s, value: 0.3, source: s1}
+  - {id: b, model: sd15, hardware: a100, stack: tensorrt, set: {steps: 2}, metric: total_s, value: 0.1, source: s2}
+""")
+    result = fidelity.fit_public(cases, {"efficiency.conv": np.array([0.3, 0.8]),
+                                         "stack:eager.host.op_s": np.array([1e-5, 5e-5])})
+    assert set(result["parameters"]) == {"efficiency.conv", "stack:eager.host.op_s"}
+    assert set(result["held_out_error_pct"]) == {"a", "b"}
+    code, out, err = run_cli("fit", "--public", cases, "--points", "2")
+    assert code == 0 and "held out" in out, err
