@@ -220,12 +220,9 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
     compute = work(table, cols, terms) / rate
     bandwidth = cols["bandwidth"]
     if terms.achievable:
-        if "effmem:reduction" in cols and "reduction" in table.effs:
-            # each class's achievable fraction of bandwidth (row reductions reach less than streaming kernels)
-            effmem = np.stack([cols[f"effmem:{c}"] for c in table.effs], axis=1)[:, table.eff]
-            memory = table.bytes[None, :] / (bandwidth[:, None] * effmem)
-        else:
-            memory = np.multiply.outer(1.0 / (bandwidth * cols["eff_memory"]), table.bytes)
+        # each class's achievable fraction of bandwidth (row reductions reach less than streaming kernels)
+        effmem = np.stack([cols[f"effmem:{c}"] for c in table.effs], axis=1)[:, table.eff]
+        memory = table.bytes[None, :] / (bandwidth[:, None] * effmem)
     else:
         memory = np.multiply.outer(1.0 / bandwidth, table.bytes)
     if terms.latency:  # small transfers do not reach full bandwidth: one round trip before data streams

@@ -93,10 +93,10 @@ def cases_table(rows: list, spec, stack: str = "eager") -> Cases:
     for i, row in enumerate(rows):
         if row["kind"] not in OPS:
             raise SpecError(f"measurement row {i + 2}: unknown op kind '{row['kind']}'")
-        opdef = OPS[row["kind"]]
-        result = opdef.fn(op_call(row))
+        opdef, call = OPS[row["kind"]], op_call(row)
+        result = opdef.fn(call)
         cats.append(CATEGORIES.index(opdef.category))
-        in_bytes = op_call(row).in_bytes(0) if row["shapes"] else 0
+        in_bytes = call.in_bytes(0) if row["shapes"] else 0
         lower_op(out, i, 0, row["kind"], opdef.category, row["dtype"], result, 1.0, st, spec,
                  row.get("attention") or "flash", in_bytes=in_bytes)
     table = KernelTable.from_rows([], out.rows, out.peaks, out.classes, out.backends, [(1, 0.0, False)])
@@ -191,9 +191,7 @@ def validate(rows: list, hardware: str | None, held_only: bool = True, stack: st
                         (f" for hardware '{hardware}'" if hardware else ""))
     groups: dict = {}
     for r in test:
-        device = hardware if hardware is not None and not (named and r.get("hardware") and
-                                                           not str(hardware).endswith((".yaml", ".yml"))) \
-            else r.get("hardware")
+        device = hardware if hardware is not None else r.get("hardware")
         if not device:
             raise SpecError("validate: rows name no device; give --hardware")
         groups.setdefault(device, []).append(r)
@@ -261,9 +259,8 @@ def load_public(path: str | Path) -> list:
 def case_stack(case: dict) -> str:
     """The stack a case ran: its `stack`, else inferred from the older `fusion` / `cuda_graphs` fields."""
     if case.get("stack"):
-        from .stacks import ALIASES
-        name = str(case["stack"])
-        return ALIASES.get(name.strip().lower(), name)
+        from .stacks import canonical
+        return canonical(str(case["stack"]))
     if case.get("cuda_graphs"):
         return "compile-cudagraphs"
     return "compile" if case.get("fusion", "none") != "none" else "eager"
@@ -384,13 +381,12 @@ def public_grid(cases: list, grid: dict) -> np.ndarray:
     names = list(grid)
     points = list(itertools.product(*(grid[n] for n in names)))
     out = np.zeros((len(points), len(cases)))
+    nvidia = [load_hardware(c["hardware"]).spec.vendor == "nvidia" for c in cases]
     for i, values in enumerate(points):
         params = dict(zip(names, (float(v) for v in values)))
         for j, c in enumerate(cases):
             # `efficiency.x`: every NVIDIA device; `hw:a100,a100-40gb:efficiency.x`: the devices named
-            hw = {k: v for k, v in params.items() if not k.startswith(("stack:", "hw:"))}
-            if hw and load_hardware(c["hardware"]).spec.vendor != "nvidia":
-                hw = {}
+            hw = {k: v for k, v in params.items() if not k.startswith(("stack:", "hw:"))} if nvidia[j] else {}
             for k, v in params.items():
                 if k.startswith("hw:") and c["hardware"] in k.split(":")[1].split(","):
                     hw[k.split(":", 2)[2]] = v

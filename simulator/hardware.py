@@ -15,7 +15,7 @@ from .dtypes import COMPUTE
 from .errors import Location, SpecError, closest, name_of, shown
 from .library import resolve
 from .loader import Node, load_yaml
-from .schema import HardwareSpec, validate
+from .schema import Efficiency, HardwareSpec, validate
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,11 @@ def settable_paths(raw: dict) -> set:
     """Numeric paths a user may set: those present plus a rate for any dtype the device lacks."""
     paths = set(field_paths(raw))
     paths |= {f"compute.{d}" for d in COMPUTE} | {f"vector.{d}" for d in COMPUTE}
-    # optional efficiency terms a file may leave out (absent means the term costs nothing or falls back)
-    paths |= {"efficiency.conv", "efficiency.attention", "efficiency.reduction_memory", "efficiency.gemm_k_overhead",
-              "efficiency.attention_k_overhead", "efficiency.graph_launch_overhead_s", "efficiency.memory_latency_s",
-              "clock.sustained_hz"}
+    # optional numeric efficiency terms a file may leave out (absent means the term costs nothing or falls back),
+    # read from the schema so a new field is settable without a second list
+    paths |= {f"efficiency.{name}" for name, f in Efficiency.model_fields.items()
+              if not f.is_required() and "dict" not in str(f.annotation)}
+    paths.add("clock.sustained_hz")
     return paths
 
 
@@ -134,7 +135,6 @@ COLUMN_FIELDS = {
     "tile_m": ("matrix_tile.m",), "tile_n": ("matrix_tile.n",), "tile_k": ("matrix_tile.k",),
     "min_tile_m": ("min_tile.m", "matrix_tile.m"), "min_tile_n": ("min_tile.n", "matrix_tile.n"),
     "min_tile_k": ("min_tile.k", "matrix_tile.k"),
-    "eff_memory": ("efficiency.memory",),
     "launch_overhead": ("efficiency.launch_overhead_s",),
     "graph_launch_overhead": ("efficiency.graph_launch_overhead_s", "efficiency.launch_overhead_s"),
     "memory_latency": ("efficiency.memory_latency_s", None),

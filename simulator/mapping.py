@@ -144,7 +144,7 @@ def lower(model: Model, stack: Stack, spec) -> KernelTable:
             for res, count in runs:
                 lower_op(out, oid, si, op.kind, op.category, op.dtype, res, count, stack, spec, model.attention,
                          saved_read.get(op.index), saved_write.get(op.index),
-                         _in_bytes(stage, op) if op.inputs else 0)
+                         _in_bytes(stage, op) if op.category == "conv" and op.inputs else 0)
     return KernelTable.from_rows(ops, out.rows, out.peaks, out.classes, out.backends, stage_meta, st.launch)
 
 

@@ -110,7 +110,7 @@ def trust_line(result: Result) -> str:
 
 
 def summary(result: Result) -> str:
-    t = result.to_dict()["totals"]
+    t = result.totals()
     host = f", of which host {seconds(t['host_s'])}" if t["host_s"] else ""
     return (f"total {seconds(t['time_s'])}{host} (roofline alone {seconds(t['roofline_time_s'])}), "
             f"{si(t['flops'])}FLOP, {si(t['bytes'], 'B')} moved, {si(t['params'])} params, "

@@ -118,12 +118,11 @@ class Result:
 
     def op_backends(self) -> list:
         """The kernel or attention back-end the mapping chose for each op ('' where the op had no choice)."""
-        names = np.array(self.table.backends + [""], dtype=object)
-        first = np.full(len(self.table.ops), -1)
-        has = self.table.backend != self.table.backends.index("") if "" in self.table.backends else \
-            np.ones(len(self.table), dtype=bool)
-        first[self.table.op[has][::-1]] = self.table.backend[has][::-1]
-        return [names[b] for b in first]
+        chosen = [""] * len(self.table.ops)
+        for op, b in zip(self.table.op, self.table.backend):
+            if not chosen[op]:
+                chosen[op] = self.table.backends[b]
+        return chosen
 
     def by_op(self) -> list:
         g = self._group(self.table.op, len(self.table.ops))
@@ -166,7 +165,7 @@ class Result:
 
     def to_dict(self) -> dict:
         """The stable JSON shape documented in README.md."""
-        m, total = self.model, self.time_s
+        m = self.model
         return {
             "model": m.id,
             "model_name": m.name,
@@ -179,21 +178,7 @@ class Result:
             "efficiency": self.terms.describe(),
             "provenance": self.provenance(),
             "params": {k: v for k, v in m.params.items()},
-            "totals": {
-                "time_s": total,
-                "device_time_s": self.device_time_s,
-                "host_s": self.host_time_s,
-                "expected_error": self.expected_error(),
-                "roofline_time_s": self.roofline_time_s,
-                "flops": self.flops,
-                "bytes": self.bytes,
-                "params": m.param_count,
-                "weight_bytes": m.weight_bytes,
-                "peak_memory_bytes": self.peak_memory_bytes,
-                "kv_cache_bytes": self.kv_cache_bytes,
-                "memory_capacity_bytes": self.hardware.spec.memory.capacity,
-                "fits": self.fits,
-            },
+            "totals": self.totals(),
             "stages": [{k: r[k] for k in ("name", "repeat", "params", "time_s", "flops", "bytes", "roofline_time_s",
                                           "peak_activation_bytes", "kv_cache_bytes", "bound", "host_s",
                                           "device_time_s", "limited_by")}
@@ -207,6 +192,24 @@ class Result:
             "warnings": list(self.warnings),
         }
 
+
+    def totals(self) -> dict:
+        """The whole run's figures (the JSON's `totals`), without building the per-op and per-layer lists."""
+        return {
+            "time_s": self.time_s,
+            "device_time_s": self.device_time_s,
+            "host_s": self.host_time_s,
+            "expected_error": self.expected_error(),
+            "roofline_time_s": self.roofline_time_s,
+            "flops": self.flops,
+            "bytes": self.bytes,
+            "params": self.model.param_count,
+            "weight_bytes": self.model.weight_bytes,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "kv_cache_bytes": self.kv_cache_bytes,
+            "memory_capacity_bytes": self.hardware.spec.memory.capacity,
+            "fits": self.fits,
+        }
 
     def provenance(self) -> dict:
         """What produced this answer: the simulator's version, and the exact hardware and stack files."""

@@ -117,13 +117,17 @@ ALIASES = {
 }
 
 
+def canonical(name: str) -> str:
+    """The built-in stack id a common framework name stands for (`vllm` -> serving); other names unchanged."""
+    return ALIASES.get(name.strip().lower(), name)
+
+
 def load_stack(name: str) -> Stack:
     """A built-in stack id (`eager`, `compile`, ...), a common name for one (`vllm`, `trt-llm`, `jax`), or a YAML
     file."""
     if not isinstance(name, str) or not name:
         raise SpecError(f"--stack: expected a stack id or file (stacks: {', '.join(builtin_ids('stacks'))})")
-    name = ALIASES.get(name.strip().lower(), name)
-    path = resolve("stacks", name)
+    path = resolve("stacks", canonical(name))
     node = load_yaml(path)
     spec = validate(StackSpec, node, str(path))
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
