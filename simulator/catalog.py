@@ -286,7 +286,7 @@ TABLES = {"models": models_table, "hardware": hardware_table, "stacks": stacks_t
 
 
 def describe_text(d: dict) -> str:
-    from .report import si, text_table
+    from .report import si
     out = [f"{d['name']} ({d['id']}), family {d['family']}, {si(d['param_count'])} parameters"]
     out += [_clip(d["description"], WIDTH)] if d["description"] else []
     out += [_clip(f"reference: {d['reference']}", WIDTH)] if d["reference"] else []

@@ -205,12 +205,13 @@ def _in_bytes(stage, op) -> int:
     return numel(t.shape) * BYTES[t.dtype]
 
 
-def compact(table: KernelTable) -> KernelTable:
+def compact(table: KernelTable, rows: bool = False):
     """Merge kernels that are identical in cost and grouping (stage, category), summing their counts, in the
     order of their first appearance (the host model reads the order).
 
     A UNet repeats the same layer shapes many times; a sweep evaluates each distinct kernel once. The op
-    mapping is dropped (op = -1): per-op results need the full table.
+    mapping is dropped (op = -1): per-op results need the full table. With `rows`, also the index in `table` of
+    each distinct kernel's first run (its times are that row's times).
     """
     features = np.column_stack([table.stage, table.category, table.unit, table.peak, table.eff, table.backend,
                                 table.flops, table.bytes, table.gemm, table.launches, table.host])
@@ -220,7 +221,8 @@ def compact(table: KernelTable) -> KernelTable:
     order = np.argsort(first, kind="stable")
     distinct, count = distinct[order], count[order]
     ints = distinct[:, :6].astype(np.int64)
-    return KernelTable([], np.full(len(distinct), -1), ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3],
+    out = KernelTable([], np.full(len(distinct), -1), ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3],
                        table.peaks, ints[:, 4], table.effs, ints[:, 5], table.backends, distinct[:, 6],
                        distinct[:, 7], distinct[:, 8:12], distinct[:, 12], count, distinct[:, 13],
                        table.stage_repeat, table.stage_step_s, table.stage_sync, table.launch)
+    return (out, first[order]) if rows else out

@@ -36,9 +36,8 @@ def cost(built: Model, table: KernelTable, hw: Hardware, stack: Stack, terms: Te
     cols = hardware_columns(table, [hw.spec])
     full = evaluate(table, cols, terms)
     # the host model reads the distinct kernels in order of first appearance, exactly as a sweep does
-    distinct = compact(table)
-    host = host_excess(distinct, evaluate(distinct, hardware_columns(distinct, [hw.spec]), terms,
-                                          bound=False)["time"], terms)[0]
+    distinct, first = compact(table, rows=True)
+    host = host_excess(distinct, full["time"][:, first], terms)[0]
     one = {k: v[0] for k, v in full.items()}
     bare = {k: v[0] for k, v in evaluate(table, cols, ROOFLINE).items()}
     result = Result(built, hw, terms, table, one, bare, stack=stack, host_s=host)

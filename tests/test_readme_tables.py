@@ -1,15 +1,13 @@
 """The README's error tables are the simulator's own output, and the trust table matches the public cases."""
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
 from simulator import fidelity
 from simulator.library import data_dir, public_cases
 from simulator.trust import FILE, summarise
-
-import importlib.util
-import sys
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "tools" / "readme_tables.py")

@@ -9,7 +9,6 @@ It also rewrites measurements/expected-error.json (the trust table every result 
 from __future__ import annotations
 
 import io
-import json
 import re
 import sys
 from contextlib import redirect_stdout
