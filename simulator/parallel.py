@@ -1,0 +1,460 @@
+"""Multi-device parallel plans: how a plan splits a model's kernels over devices and which collectives it adds.
+
+A plan is a mapping decision (the model files know nothing of it): `tp=2,pp=1,dp=1,sp=4,cfg=2,ep=1`, each degree
+1 when omitted, their product the number of devices. Ranks are laid out tensor-parallel innermost, then sequence,
+CFG, data and pipeline (Megatron-LM's order, which keeps the chattiest group inside a node). `rewrite` takes the
+single-device kernel table and returns one device's share of it plus the collectives:
+
+- tensor parallelism (Megatron-LM, Shoeybi et al. 2019, section 3): a linear reading a replicated tensor is split
+  by columns (its output is sharded by heads/features), ops on sharded tensors run on their shard, and a linear
+  reading a sharded tensor is split by rows and ends in an all-reduce. Regions that do not close (a sharded
+  tensor reaching a norm over the full width or an op mixing it with a replicated tensor) stay replicated; a
+  sharded tensor nobody reads (an LM head's logits) is all-gathered. For a transformer block this finds exactly
+  Megatron's split: QKV and the MLP's first linears by columns, the attention output and the MLP's last linear
+  by rows, two all-reduces per block.
+- sequence parallelism (DeepSpeed-Ulysses, Jacobs et al. 2023, arXiv 2309.14509, section 3): every op of a stage
+  without an iteration variable runs on 1/sp of the tokens; each self-attention exchanges its q, k, v and output
+  by all-to-all (four per attention layer) to attend over the whole sequence with 1/sp of the heads.
+  Cross-attention (keys from the replicated text) and temporal attention need no exchange.
+- CFG parallelism (xDiT, Fang et al. 2024, arXiv 2411.01738): the conditional and unconditional halves of the
+  guidance batch run on different devices; the halves are all-gathered where the batch is combined.
+- data parallelism: each replica runs batch / dp; no communication at inference.
+- pipeline parallelism: layers in pp stages; one request passes every stage in turn (no faster), with one
+  point-to-point transfer of the activations at each stage boundary; weights and KV cache are split pp ways.
+Convolutions are split only by the data-like degrees (sp: by patches, as DistriFusion/xDiT's patch-parallel
+VAE; cfg, dp: by batch); halo exchanges of patch parallelism are not modelled.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .dtypes import BYTES
+from .errors import SpecError
+from .ops import CATEGORIES, UNITS, numel
+
+DEGREES = ("tp", "pp", "dp", "sp", "cfg", "ep")
+MAX_DEVICES = 65536
+
+
+@dataclass(frozen=True)
+class Plan:
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    sp: int = 1
+    cfg: int = 1
+    ep: int = 1
+
+    @property
+    def devices(self) -> int:
+        return math.prod(getattr(self, d) for d in DEGREES)
+
+    def __str__(self) -> str:
+        """The degrees above 1 (`tp=2,sp=4`); `tp=1` for one device."""
+        return ",".join(f"{d}={getattr(self, d)}" for d in DEGREES if getattr(self, d) > 1) or "tp=1"
+
+    def to_dict(self) -> dict:
+        return {d: getattr(self, d) for d in DEGREES} | {"devices": self.devices}
+
+    def stride(self, degree: str) -> int:
+        """Ranks between consecutive members of a `degree` group (tp innermost, then sp, cfg, dp, pp)."""
+        order = ("tp", "sp", "cfg", "dp", "pp", "ep")
+        return math.prod(getattr(self, d) for d in order[:order.index(degree)])
+
+
+SINGLE = Plan()
+
+
+def parse_plan(text: str | None = None, devices: int | None = None) -> Plan:
+    """`tp=2,sp=4` (omitted degrees 1); `devices` alone means tp = devices; with both, their product must be
+    `devices`."""
+    if devices is not None and (isinstance(devices, bool) or not isinstance(devices, int) or
+                                not 1 <= devices <= MAX_DEVICES):
+        raise SpecError(f"--devices {devices}: expected a whole number of devices from 1 to {MAX_DEVICES}")
+    if not text:
+        return Plan(tp=devices or 1)
+    degrees = {}
+    for part in str(text).split(","):
+        key, sep, value = part.strip().partition("=")
+        key = key.strip()
+        if not sep or key not in DEGREES:
+            raise SpecError(f"--parallel {text}: expected DEGREE=N items separated by commas, degrees "
+                            f"{', '.join(DEGREES)}; got '{part.strip()}'")
+        if key in degrees:
+            raise SpecError(f"--parallel {text}: {key} given twice")
+        try:
+            n = int(value.strip())
+        except ValueError:
+            raise SpecError(f"--parallel {text}: {key}={value.strip()} is not a whole number") from None
+        if not 1 <= n <= MAX_DEVICES:
+            raise SpecError(f"--parallel {text}: {key}={n} must be from 1 to {MAX_DEVICES}")
+        degrees[key] = n
+    plan = Plan(**degrees)
+    if devices is not None and plan.devices != devices:
+        raise SpecError(f"plan {plan}: the degrees multiply to {plan.devices} devices, not --devices {devices}")
+    if plan.devices > MAX_DEVICES:
+        raise SpecError(f"plan {plan}: {plan.devices} devices is more than {MAX_DEVICES}")
+    return plan
+
+
+def check_links(plan: Plan, spec, hw_name: str) -> None:
+    """A plan on more than one device needs the device's links; the older total-bandwidth field is not enough."""
+    if plan.devices == 1:
+        return
+    if spec.interconnect is None:
+        how = ""
+        if spec.interconnect_bandwidth:
+            how = (f" (its interconnect_bandwidth {spec.interconnect_bandwidth:.4g} B/s is the total of both "
+                   f"directions: write interconnect: {{bandwidth: {spec.interconnect_bandwidth / 2:.4g}, "
+                   f"latency_s: ..., devices_per_node: ...}})")
+        raise SpecError(f"plan {plan}: hardware '{hw_name}' gives no interconnect: {{bandwidth, latency_s, "
+                        f"devices_per_node}} for collectives{how}")
+    if plan.devices > spec.interconnect.devices_per_node and spec.network is None:
+        raise SpecError(f"plan {plan}: {plan.devices} devices span more than one node of "
+                        f"{spec.interconnect.devices_per_node} on hardware '{hw_name}', which gives no "
+                        f"network: {{bandwidth, latency_s}}")
+
+
+# ------------------------------------------------------------------------------------------ tensor parallel
+
+# ops that work on their shard when their activation inputs are all sharded by heads/features
+_SHARD_LOCAL = {"attention", "matmul", "softmax", "rope", "kv_cache", "reshape", "transpose", "split", "slice",
+                "concat", "copy", "identity"}
+_ORIGIN_FREE = {"embedding", "parameter"}  # outputs replicated whatever they read
+# split by columns or rows like a linear (Megatron/vLLM split every expert's FFN the same way under TP)
+LINEAR = {"linear", "moe_linear"}
+
+
+def _bytes(stage, name: str) -> float:
+    t = stage.tensors[name]
+    return float(numel(t.shape) * BYTES[t.dtype])
+
+
+def tensor_parallel(stage) -> tuple[dict, list]:
+    """Megatron roles of a stage's ops: {op index: 'col' | 'row' | 'split'} (others replicated), and the tensors
+    left sharded that nobody reads (to be all-gathered)."""
+    disabled: set = set()
+    while True:
+        state: dict = {}  # storage -> frozenset of the column-split linears it descends from (absent: replicated)
+        modes: dict = {}
+        conflicts: set = set()
+        read: set = set()
+        widths: dict = {}
+        for op in stage.ops:
+            ins = [stage.tensors[t].storage for t in op.inputs]
+            read.update(ins)
+            origins = [state.get(s) for s in ins]
+            sharded = frozenset().union(*(o for o in origins if o))
+            out_state = None
+            if op.kind in _ORIGIN_FREE or not op.inputs:
+                pass
+            elif op.kind in LINEAR:
+                if sharded:
+                    modes[op.index] = "row"
+                elif op.index not in disabled:
+                    modes[op.index] = "col"
+                    out_state = frozenset({op.index})
+                    widths[op.index] = stage.tensors[op.outputs[0]].shape[-1]
+            elif sharded:
+                width = min(widths[o] for o in sharded)
+                local = op.kind in _SHARD_LOCAL or op.category == "elementwise" or (
+                    op.category == "norm" and stage.tensors[op.inputs[0]].shape[-1] < width)  # a per-head norm
+                if local and all(origins):
+                    modes[op.index] = "split"
+                    out_state = sharded
+                else:
+                    conflicts |= sharded
+            for t in op.outputs:
+                s = stage.tensors[t].storage
+                if out_state:
+                    state[s] = out_state
+                else:
+                    state.pop(s, None)
+        if not conflicts:
+            unread = [s for s, o in state.items() if o and s not in read]
+            return modes, unread
+        disabled |= conflicts
+
+
+# ------------------------------------------------------------------------------------------------ rewrite
+
+@dataclass
+class Sharding:
+    """What a plan did to one model: per-device memory and the collectives it added (for reports)."""
+    plan: Plan
+    weight_bytes: float = 0.0
+    activation_bytes: float = 0.0
+    kv_cache_bytes: float = 0.0
+    peak_memory_bytes: float = 0.0
+    collectives: dict = field(default_factory=dict)  # (stage, kind, degree) -> runs in one inference
+
+
+def _attention_heads(stage, op) -> tuple[int, int]:
+    d = int(op.result.variants["fused"][0].gemm[3]) if op.result.variants else 1
+    q, k = (stage.tensors[t].shape[-1] for t in op.inputs[:2])
+    return q // max(d, 1), k // max(d, 1)
+
+
+def _cfg_on(model) -> bool:
+    return bool(model.params.get("cfg"))
+
+
+def check_plan(plan: Plan, model) -> None:
+    """The model-level constraints of a plan, each refused with the plan and the constraint."""
+    if plan.ep > 1:
+        if any(op.kind == "moe_linear" for s in model.stages for op in s.ops):
+            raise SpecError(f"plan {plan}: expert parallelism (ep={plan.ep}) is not modelled yet; split the experts "
+                            f"with tp instead")
+        raise SpecError(f"plan {plan}: ep={plan.ep} needs mixture-of-experts layers, and model "
+                        f"'{model.id}' has none")
+    if plan.cfg > 2:
+        raise SpecError(f"plan {plan}: cfg={plan.cfg}, but classifier-free guidance has two branches (cfg=2)")
+    if plan.cfg == 2 and not _cfg_on(model):
+        why = "switched off (cfg=false)" if "cfg" in model.params else "not used by this model"
+        raise SpecError(f"plan {plan}: cfg=2 runs the guidance branches on two devices, but guidance is {why} "
+                        f"in '{model.id}'")
+    batch = model.params.get("batch")
+    if plan.dp > 1 and isinstance(batch, int) and batch % plan.dp:
+        raise SpecError(f"plan {plan}: dp={plan.dp} does not divide the batch of {batch}")
+    if plan.pp > 1:
+        layers = max((op.count for s in model.stages for op in s.ops), default=1)
+        if plan.pp > layers:
+            raise SpecError(f"plan {plan}: pp={plan.pp} is more than the {layers} layers of '{model.id}'")
+
+
+def rewrite(table, model, plan: Plan, comm_overlap: bool = False):
+    """One device's share of `table` (a single-device KernelTable of `model`) under `plan`, with the collective
+    rows added; its `sharding` field is the `Sharding` record."""
+    check_plan(plan, model)
+    n_ops = len(table.ops)
+    comp = np.ones(n_ops)       # divisor of each op's FLOPs
+    wdiv = np.ones(n_ops)       # divisor of its weight bytes
+    adiv = np.ones(n_ops)       # divisor of its activation bytes
+    keep_in = np.zeros(n_ops)   # activation bytes not divided by tp (a column split reads the whole input)
+    gemm_div = np.ones((n_ops, 4))
+    weights = np.zeros(n_ops)
+    comm = []                   # (stage, kind, group, stride, bytes, runs)
+    record = Sharding(plan)
+    tp, sp, cfg, dp = plan.tp, plan.sp, plan.cfg, plan.dp
+    per_stage_tp = {}
+    core = backbone(model)
+    for si, stage in enumerate(model.stages):
+        if tp > 1:
+            per_stage_tp[si] = tensor_parallel(stage)
+            if stage.name not in core and not _heads_divide(stage, per_stage_tp[si][0], tp):
+                per_stage_tp[si] = ({}, [])  # e.g. a VAE's one-head attention: the stage runs whole everywhere
+    for oid, (si, op) in enumerate(table.ops):
+        stage = model.stages[si]
+        runs = op.count * stage.repeat
+        out_shape = op.result.outputs[0] if op.result.outputs else ()
+        weights[oid] = op.weight_bytes
+        data = 1.0  # divisor from the data-like degrees
+        data_axis = 1 if op.kind != "attention" else 0
+        if sp > 1 and stage.iteration is None and len(out_shape) >= 3:
+            data *= sp
+        if cfg > 1 and out_shape and out_shape[0] % cfg == 0:
+            data *= cfg
+        if dp > 1 and out_shape and out_shape[0] % dp == 0:
+            data *= dp
+        mode = per_stage_tp.get(si, ({}, []))[0].get(op.index) if tp > 1 else None
+        t = tp if mode else 1
+        comp[oid] = t * data
+        wdiv[oid] = t
+        adiv[oid] = data
+        gemm_div[oid, data_axis] *= data
+        if mode == "col":
+            gemm_div[oid, 2] *= tp
+            keep_in[oid] = _bytes(stage, op.inputs[0]) / data
+        elif mode == "row":
+            gemm_div[oid, 3] *= tp
+            keep_in[oid] = _bytes(stage, op.outputs[0]) / data
+            comm.append((si, "all_reduce", tp, plan.stride("tp"), _bytes(stage, op.outputs[0]) / data, runs))
+        elif mode == "split":
+            gemm_div[oid, 0] *= tp
+        if op.kind == "attention" and (mode == "split" or (sp > 1 and data % sp == 0 and stage.iteration is None)):
+            heads, kv_heads = _attention_heads(stage, op)
+            need = (tp if mode == "split" else 1) * (sp if stage.iteration is None else 1)
+            if (heads % need or kv_heads % need) and mode != "split" and stage.name not in core:
+                # too few heads for Ulysses outside the backbone (a VAE's one-head attention): each device
+                # attends with its 1/sp of the queries over the whole sequence, K and V all-gathered
+                # (DistriFusion, Li et al. 2024, arXiv 2402.19481, section 4; xDiT's patch-parallel VAE). The
+                # split moves from heads to queries; K and V reads are counted at 1/sp of the gathered bytes
+                # (this attention is compute-bound: thousands of tokens at head dim 512)
+                gemm_div[oid, 0] /= data
+                gemm_div[oid, 1] *= data
+                for name in op.inputs[1:3]:
+                    comm.append((si, "all_gather", sp, plan.stride("sp"), _bytes(stage, name) * sp / data, runs))
+                continue
+            if heads % need or kv_heads % need:
+                what = f"tp={tp}" if sp == 1 or stage.iteration is not None else f"tp x sp = {need}"
+                raise SpecError(f"plan {plan}: {what} does not divide the {heads} query / {kv_heads} key-value "
+                                f"heads of {stage.name}/{op.name}")
+            if sp > 1 and stage.iteration is None and op.role not in ("cross", "temporal"):
+                for name in (*op.inputs[:3], op.outputs[0]):  # Ulysses: q, k, v in, the output back
+                    size = _bytes(stage, name) / (t * data)
+                    comm.append((si, "all_to_all", sp, plan.stride("sp"), size, runs))
+    for si, (modes, unread) in per_stage_tp.items():
+        stage = model.stages[si]
+        for s in unread:  # e.g. vocabulary-parallel logits: gathered once per run of the stage
+            comm.append((si, "all_gather", tp, 1, _bytes(stage, s), stage.repeat))
+    if cfg > 1:
+        _cfg_gathers(model, table, plan, comm)
+    if plan.pp > 1:
+        _pipeline_sends(model, plan, comm)
+
+    new = _scaled(table, comp, wdiv, adiv, keep_in, gemm_div, weights)
+    new = _with_collectives(new, comm, comm_overlap)
+    for si, kind, n, _, _, runs in comm:
+        key = (model.stages[si].name, kind, n)
+        record.collectives[key] = record.collectives.get(key, 0) + runs
+    _memory(record, model, table, plan, wdiv, weights)
+    return replace(new, sharding=record)
+
+
+def backbone(model) -> set:
+    """Names of the stages holding the model's largest weights (the LLM's prefill and decode, a DiT's denoiser):
+    the part a plan must split as asked. Text encoders and VAEs whose heads a degree does not divide run whole on
+    every device (tp) or gather their keys and values (sp), as xDiT and vLLM leave them."""
+    own = {s.name: s.weight_bytes for s in model.stages if not s.shares_weights_with}
+    weight = {s.name: own.get(s.shares_weights_with or s.name, 0) for s in model.stages}
+    top = max(weight.values(), default=0)
+    return {name for name, w in weight.items() if w == top}
+
+
+def _heads_divide(stage, modes: dict, tp: int) -> bool:
+    """Whether tp divides the heads of every attention op the Megatron split of `stage` shards."""
+    for op in stage.ops:
+        if op.kind == "attention" and modes.get(op.index) == "split":
+            heads, kv_heads = _attention_heads(stage, op)
+            if heads % tp or kv_heads % tp:
+                return False
+    return True
+
+
+def _cfg_gathers(model, table, plan: Plan, comm: list) -> None:
+    """Where a CFG-split batch meets an op that runs on the whole batch (the guidance combination), its halves
+    are all-gathered."""
+    for si, stage in enumerate(model.stages):
+        split_storage = set()
+        for op in stage.ops:
+            out = op.result.outputs[0] if op.result.outputs else ()
+            whole = not (out and out[0] % plan.cfg == 0)
+            for t in op.inputs:
+                s = stage.tensors[t].storage
+                if whole and s in split_storage:
+                    comm.append((si, "all_gather", plan.cfg, plan.stride("cfg"), _bytes(stage, s),
+                                 op.count * stage.repeat))
+                    split_storage.discard(s)
+            if not whole:
+                split_storage.update(stage.tensors[t].storage for t in op.outputs)
+
+
+def _pipeline_sends(model, plan: Plan, comm: list) -> None:
+    """pp - 1 stage boundaries per pass through a stage's repeated layers, each sending the activations that
+    enter a layer (the first input of the first op of the most repeated block)."""
+    for si, stage in enumerate(model.stages):
+        layers = max((op.count for op in stage.ops), default=1)
+        if layers < plan.pp or not stage.ops:
+            continue
+        first = next(op for op in stage.ops if op.count == layers and op.inputs)
+        size = _bytes(stage, first.inputs[0]) / (plan.sp * plan.cfg * plan.dp)
+        comm.append((si, "p2p", 2, plan.stride("pp"), size, (plan.pp - 1) * stage.repeat))
+
+
+def _scaled(table, comp, wdiv, adiv, keep_in, gemm_div, weights):
+    o = table.op
+    matrix = (table.unit == UNITS.index("matrix")) | (table.unit == UNITS.index("attention"))
+    w = np.where(matrix, np.minimum(weights[o], table.bytes), 0.0)
+    act = table.bytes - w
+    kept = np.minimum(keep_in[o] * adiv[o], act)  # bytes of the undivided input/output at the op's data split
+    tp_div = comp[o] / adiv[o]
+    nbytes = w / wdiv[o] + kept / adiv[o] + (act - kept) / (adiv[o] * tp_div)
+    gemm = np.where(table.gemm > 0, np.maximum(table.gemm / gemm_div[o], 1.0), table.gemm)
+    extra = {}
+    if getattr(table, "reread", None) is not None:  # re-read bytes shrink with the kernel's own bytes
+        ratio = np.divide(nbytes, table.bytes, out=np.ones_like(nbytes), where=table.bytes > 0)
+        extra["reread"] = table.reread * ratio[:, None]
+    return replace(table, flops=table.flops / comp[o], bytes=nbytes, gemm=gemm, **extra)
+
+
+_EXTENDED = ("op", "stage", "category", "unit", "peak", "eff", "backend", "flops", "bytes", "gemm", "launches",
+             "count", "host")
+
+
+def _with_collectives(table, comm: list, comm_overlap: bool):
+    if not comm:
+        return replace(table, comm_overlap=comm_overlap)
+    from .collectives import KINDS
+    from .ops import COMM
+    effs = list(table.effs)
+    if "none" not in effs:
+        effs.append("none")
+    backends = list(table.backends)
+    if "" not in backends:
+        backends.append("")
+    k = len(comm)
+    rows = np.array([[si, n, size, stride, KINDS.index(kind), runs] for si, kind, n, stride, size, runs in comm],
+                    dtype=np.float64)
+    cat = len(CATEGORIES)  # COMM follows the op categories
+    assert COMM == "comm"
+    # any other per-kernel array of the table (e.g. the L2 re-read columns) gets rows of zeros: a collective
+    # re-reads nothing
+    from dataclasses import fields
+    extra = {f.name: np.concatenate([v, np.zeros((k,) + v.shape[1:], dtype=v.dtype)])
+             for f in fields(table) if isinstance(v := getattr(table, f.name), np.ndarray)
+             and f.name not in _EXTENDED and v.shape[:1] == (len(table),)}
+    return replace(
+        table, comm_overlap=comm_overlap, effs=effs, backends=backends, **extra,
+        op=np.concatenate([table.op, np.full(k, -1)]),
+        stage=np.concatenate([table.stage, rows[:, 0].astype(np.int64)]),
+        category=np.concatenate([table.category, np.full(k, cat)]),
+        unit=np.concatenate([table.unit, np.full(k, UNITS.index("comm"))]),
+        peak=np.concatenate([table.peak, np.zeros(k, dtype=np.int64)]),
+        eff=np.concatenate([table.eff, np.full(k, effs.index("none"))]),
+        backend=np.concatenate([table.backend, np.full(k, backends.index(""))]),
+        flops=np.concatenate([table.flops, np.zeros(k)]),
+        bytes=np.concatenate([table.bytes, np.zeros(k)]),
+        gemm=np.concatenate([table.gemm, rows[:, 1:5]]),
+        launches=np.concatenate([table.launches, np.ones(k)]),  # one communication kernel each (NCCL)
+        count=np.concatenate([table.count, rows[:, 5]]),
+        host=np.concatenate([table.host, np.zeros(k)]))
+
+
+def _memory(record: Sharding, model, table, plan: Plan, wdiv, weights) -> None:
+    """Per-device weights (tensor-split ops / tp, then / pp), KV cache and activations."""
+    owned = np.zeros(len(model.stages))
+    split = np.zeros(len(model.stages))
+    for oid, (si, op) in enumerate(table.ops):
+        runs_weights = weights[oid] * op.count
+        owned[si] += runs_weights
+        split[si] += runs_weights / wdiv[oid]
+    weight_bytes = 0.0
+    for si, s in enumerate(model.stages):
+        if s.shares_weights_with:
+            continue
+        share = split[si] / owned[si] if owned[si] else 1.0
+        weight_bytes += s.weight_bytes * share / plan.pp
+    data = plan.sp * plan.cfg * plan.dp
+    kv_div = plan.tp * plan.pp * plan.dp
+    act = max((s.peak_activation_bytes / data + s.state_bytes / kv_div for s in model.stages), default=0.0)
+    record.weight_bytes = weight_bytes
+    record.kv_cache_bytes = max((s.state_bytes / kv_div for s in model.stages), default=0.0)
+    record.activation_bytes = max((s.peak_activation_bytes / data for s in model.stages), default=0.0)
+    record.peak_memory_bytes = weight_bytes + act
+
+
+def smallest_fit(model, capacity: float, largest: int = 64) -> int | None:
+    """The fewest devices (a power of two, tensor parallel) on which the model's weights and KV cache, split
+    that many ways, fit beside its activations; None if not within `largest`. Embeddings and norms that tensor
+    parallelism leaves replicated are counted as split, so this is a lower bound."""
+    weights = model.weight_bytes
+    n = 1
+    while n <= largest:
+        need = weights / n + max(s.peak_activation_bytes + s.state_bytes / n for s in model.stages)
+        if need <= capacity:
+            return n
+        n *= 2
+    return None

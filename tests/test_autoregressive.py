@@ -1,0 +1,143 @@
+"""Autoregressive stages costed as arrays over the iteration equal the iteration-by-iteration costing.
+
+A decode stage's attention reads a KV cache one entry longer per step; the mapping layer lowers such an op at a
+few steps and writes every step's kernels from them when they are affine in the step (`mapping._affine_rows`).
+Every reported figure (per op, per layer, per stage, per category, totals, memory) must equal what lowering each
+step on its own gives, to 1e-9 relative.
+"""
+import math
+from pathlib import Path
+
+import pytest
+
+from simulator import mapping
+from simulator.graph import build_model
+from simulator.hardware import load_hardware
+from simulator.mapping import lower
+from simulator.simulate import cost, load_model, resolve_stack
+
+TINY = Path(__file__).parent / "data" / "tiny_llm.yaml"
+
+
+def assert_same(a, b, path="result"):
+    """Equal structure; numbers equal to 1e-9 relative, everything else exactly."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            assert_same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-300), f"{path}: {a} != {b}"
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+def both(built, hardware="a100", stack=None):
+    """(arrays over the iteration, iteration by iteration) results of one built model."""
+    hw = load_hardware(hardware)
+    st = resolve_stack(stack, built, hw)
+    fast = cost(built, lower(built, st, hw.spec), hw, st)
+    slow = cost(built, lower(built, st, hw.spec, per_iteration=True), hw, st)
+    return fast, slow
+
+
+def assert_equal_results(fast, slow):
+    a, b = fast.to_dict(), slow.to_dict()
+    a.pop("provenance"), b.pop("provenance")
+    assert_same(a, b)
+    assert_same(fast.by_layer(), slow.by_layer(), "layers")
+    assert_same(fast.by_stage(), slow.by_stage(), "stages")
+
+
+CASES = [("llama2-7b", {"prompt_tokens": 2048, "output_tokens": n}) for n in (1, 7, 128)] + [
+    ("llama3-8b", {"output_tokens": 128}),
+    ("llama2-70b", {"prompt_tokens": 300, "output_tokens": 40, "batch": 4}),
+    ("parti", {"height": 96, "width": 96}),        # 144 image tokens
+    ("cm3leon", {"height": 96, "width": 96, "cfg": False}),
+    ("cm3leon", {"height": 24, "width": 24}),      # 9 tokens: short enough to be lowered step by step anyway
+]
+
+
+@pytest.mark.parametrize("model,overrides", CASES, ids=[f"{m}-{'-'.join(map(str, o.values()))}" for m, o in CASES])
+def test_arrays_over_the_iteration_equal_iteration_by_iteration(model, overrides):
+    built = load_model(model, overrides)
+    fast, slow = both(built)
+    assert_equal_results(fast, slow)
+    decode = next(s for s in built.stages if s.iteration)
+    if decode.repeat >= 2 * mapping.AFFINE_SAMPLES:
+        # the fast path was taken: the cache append, the same at every step, is one row, not one per step
+        assert len(fast.table) < len(slow.table)
+
+
+def test_other_stacks_and_devices_agree():
+    built = load_model("llama2-7b", {"prompt_tokens": 512, "output_tokens": 64})
+    for hardware, stack in (("h100", "tensorrt"), ("mi300x", "compile-cudagraphs"), ("a100", "xla")):
+        assert_equal_results(*both(built, hardware, stack))
+
+
+def spy(monkeypatch):
+    """Record whether `_affine_rows` wrote each varying op's kernels as arrays."""
+    taken = []
+    real = mapping._affine_rows
+
+    def recording(out, op, lower_at):
+        block = real(out, op, lower_at)
+        taken.append((op.name, block is not None))
+        return block
+    monkeypatch.setattr(mapping, "_affine_rows", recording)
+    return taken
+
+
+def test_a_threshold_crossed_mid_decode_falls_back(monkeypatch):
+    """Eager softmax over rows longer than 1024 takes extra passes (stacks/eager.yaml): with the materialised
+    attention, the row (the cache length) crosses 1024 during this decode, so its kernels are not affine in the
+    step and are lowered step by step, with the same answer."""
+    taken = spy(monkeypatch)
+    built = load_model("llama2-7b", {"prompt_tokens": 1000, "output_tokens": 60}, attention="math")
+    fast, slow = both(built, stack="eager")
+    assert ("layers/attn", False) in taken
+    assert ("layers/k_cache", True) in taken
+    assert_equal_results(fast, slow)
+
+
+def test_attention_growing_in_queries_and_keys_falls_back(monkeypatch, tmp_path):
+    """Recomputing the whole sequence each step (no KV cache): causal attention FLOPs grow with the square of
+    the step, which the sampled steps show."""
+    text = TINY.read_text().replace(
+        "      tok: {shape: [batch, 1], dtype: int64}\n    ops:\n      - {name: emb, op: embedding, in: tok, "
+        "num_embeddings: 1000, dim: 64}\n",
+        "      tok: {shape: [batch, 1], dtype: int64}\n    ops:\n      - {name: emb1, op: embedding, in: tok, "
+        "num_embeddings: 1000, dim: 64}\n      - {name: emb, op: kv_cache, in: emb1, length: past + 1}\n")
+    assert "emb1" in text
+    path = tmp_path / "recompute.yaml"
+    path.write_text(text)
+    taken = spy(monkeypatch)
+    built = build_model(path, {"output_tokens": 50})
+    fast, slow = both(built)
+    assert ("layers/attn", False) in taken
+    assert_equal_results(fast, slow)
+
+
+def test_lazy_iterations_are_the_per_step_results():
+    """The per-iteration results read from the graph are each step's own evaluation (see test_graph)."""
+    built = build_model(TINY, {"output_tokens": 40})
+    attn = next(op for op in built.stages[1].ops if op.name == "layers/attn")
+    assert len(attn.per_iteration) == 40
+    assert [r.kernels[0].flops for r in attn.per_iteration[::13]] == [2 * 4 * (16 + t + 1) * 32 for t in (0, 13, 26, 39)]
+    assert attn.per_iteration[-1] is attn.result
+
+
+def test_unique_rows_matches_numpy():
+    import numpy as np
+    rng = np.random.default_rng(0)
+    for n in (1, 7, 2000):
+        a = rng.integers(0, 3, (n, 9)).astype(float)
+        a[::2, 3] = -0.0  # equal to 0.0
+        d0, f0, i0 = np.unique(a, axis=0, return_index=True, return_inverse=True)
+        d1, f1, i1 = mapping.unique_rows(a)
+        o0, o1 = np.argsort(f0), np.argsort(f1)
+        assert (f0[o0] == f1[o1]).all() and (d0[o0] == d1[o1]).all()
+        assert (np.argsort(o0)[i0.ravel()] == np.argsort(o1)[i1.ravel()]).all()

@@ -1,0 +1,57 @@
+"""Collective costs: the alpha-beta formulas and the two-level topology."""
+import numpy as np
+import pytest
+
+from simulator import collectives
+
+
+def cols(bw=100e9, lat=2e-6, per_node=8, net_bw=10e9, net_lat=5e-6):
+    return {"link_bandwidth": np.array([bw]), "link_latency": np.array([lat]),
+            "devices_per_node": np.array([float(per_node)]), "network_bandwidth": np.array([net_bw]),
+            "network_latency": np.array([net_lat])}
+
+
+@pytest.mark.parametrize("n", [2, 4, 8])
+def test_ring_all_reduce_is_2_n_minus_1_over_n_of_the_message(n):
+    size, bw, lat = 1e9, 100e9, 2e-6
+    t = collectives.ring_all_reduce(size, n, bw, lat)
+    assert t == pytest.approx(2 * (n - 1) / n * size / bw + 2 * (n - 1) * lat, rel=1e-12)
+
+
+def test_large_all_reduce_takes_the_ring_and_small_the_tree():
+    bw, lat, n = 100e9, 2e-6, 8
+    big, small = 1e9, 1e3
+    assert collectives.all_reduce(big, n, bw, lat) == pytest.approx(collectives.ring_all_reduce(big, n, bw, lat))
+    assert collectives.all_reduce(small, n, bw, lat) == pytest.approx(collectives.tree_all_reduce(small, n, bw, lat))
+    assert collectives.tree_all_reduce(small, n, bw, lat) < collectives.ring_all_reduce(small, n, bw, lat)
+
+
+def test_one_device_communicates_nothing():
+    for kind in collectives.KINDS:
+        assert collectives.time(kind, np.array([[1e9]]), np.array([[1.0]]), np.array([[1.0]]), cols())[0, 0] == 0
+
+
+def test_inside_a_node_the_link_formulas_apply():
+    c = cols()
+    t = collectives.time("all_reduce", np.array([[1e9]]), np.array([[8.0]]), np.array([[1.0]]), c)[0, 0]
+    assert t == pytest.approx(collectives.all_reduce(1e9, 8, 100e9, 2e-6))
+    t = collectives.time("all_to_all", np.array([[1e9]]), np.array([[4.0]]), np.array([[1.0]]), c)[0, 0]
+    assert t == pytest.approx(3 / 4 * 1e9 / 100e9 + 3 * 2e-6)
+
+
+def test_a_group_across_nodes_is_bound_by_the_network():
+    c = cols()
+    one_node = collectives.time("all_reduce", np.array([[1e9]]), np.array([[8.0]]), np.array([[1.0]]), c)[0, 0]
+    two_nodes = collectives.time("all_reduce", np.array([[1e9]]), np.array([[16.0]]), np.array([[1.0]]), c)[0, 0]
+    # the inter-node all-reduce of each device's 1/8 share over 2 nodes at the network's 10 GB/s
+    assert two_nodes > one_node + collectives.ring_all_reduce(1e9 / 8, 2, 10e9, 5e-6) * 0.99
+    # a pipeline neighbour 8 ranks away is on the next node
+    p = collectives.time("p2p", np.array([[1e6]]), np.array([[2.0]]), np.array([[8.0]]), c)[0, 0]
+    assert p == pytest.approx(5e-6 + 1e6 / 10e9)
+
+
+def test_doubling_link_bandwidth_halves_the_bandwidth_term():
+    a = collectives.time("all_gather", np.array([[1e9]]), np.array([[8.0]]), np.array([[1.0]]), cols(lat=0))[0, 0]
+    b = collectives.time("all_gather", np.array([[1e9]]), np.array([[8.0]]), np.array([[1.0]]),
+                         cols(bw=200e9, lat=0))[0, 0]
+    assert a == pytest.approx(2 * b)

@@ -1,0 +1,123 @@
+"""Scale-out beyond one run: plans swept like workloads, the serving curve, auxiliary stages under a plan, the
+kernel table keeping its plan through `compact`, and the cited multi-device public cases."""
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from simulator import fidelity
+from simulator import sweep as sw
+from simulator.library import public_cases
+from simulator.mapping import compact, lower
+from simulator.parallel import parse_plan
+from simulator.simulate import load_model, resolve_stack, run, serving_curve
+from simulator.hardware import load_hardware
+
+LLAMA = {"prompt_tokens": 256, "output_tokens": 4}
+
+
+@pytest.fixture(scope="module")
+def plan_rows():
+    return sw.sweep("llama2-7b", "h100", vary={"memory.bandwidth": [2e12, 3.35e12]}, overrides=LLAMA,
+                    stack="serving", vary_plan="tp=1;tp=2;tp=4")
+
+
+def test_vary_plan_rows_carry_the_plan_and_equal_run(plan_rows):
+    assert [(r["plan"], r["devices"]) for r in plan_rows] == [("tp=1", 1)] * 2 + [("tp=2", 2)] * 2 + [("tp=4", 4)] * 2
+    for r in plan_rows:
+        if r["memory.bandwidth"] != 3.35e12:  # the device's own bandwidth: the same point as `run`
+            continue
+        one = run("llama2-7b", "h100", LLAMA, stack="serving", devices=r["devices"])
+        assert r["time_s"] == pytest.approx(one.time_s, rel=1e-9)
+        assert r["peak_memory_bytes"] == pytest.approx(one.peak_memory_bytes)
+        assert r["comm_s"] == pytest.approx(one.by_category().get("comm", {"time_s": 0.0})["time_s"], rel=1e-9)
+        assert r["tokens_per_s_per_device"] == pytest.approx(r["tokens_per_s"] / r["devices"])
+    by_plan = {r["plan"]: r for r in plan_rows if r["memory.bandwidth"] == 2e12}
+    assert by_plan["tp=1"]["comm_s"] == 0 and by_plan["tp=2"]["comm_s"] > 0
+    # weights split: memory per device falls with the tensor-parallel degree
+    assert by_plan["tp=1"]["peak_memory_bytes"] > by_plan["tp=2"]["peak_memory_bytes"] > \
+        by_plan["tp=4"]["peak_memory_bytes"]
+
+
+@pytest.mark.parametrize("plans, message", [
+    ("tp=1;;tp=2", "--vary-plan 'tp=1;;tp=2': an empty plan"),
+    ("tp=2;tp=2", "--vary-plan: plan tp=2 is given twice"),
+    ("tq=2", "--vary-plan tq=2: expected DEGREE=N"),
+])
+def test_bad_vary_plan_is_a_one_line_error(plans, message, tmp_path):
+    code, _, err = run_cli("sweep", "llama2-7b", "--hardware", "h100", "--vary", "memory.bandwidth=2e12",
+                           "--vary-plan", plans, "--out", tmp_path / "s.csv")
+    assert code == 2 and err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1
+
+
+def test_compact_keeps_the_plan_and_the_overlap():
+    built = load_model("llama2-7b", LLAMA)
+    hw = load_hardware("h100")
+    table = lower(built, resolve_stack("xla", built, hw), hw.spec, plan=parse_plan("tp=2"))
+    merged = compact(table)
+    assert table.comm_overlap and merged.comm_overlap
+    assert merged.sharding is table.sharding and merged.sharding.plan == parse_plan("tp=2")
+    assert len(merged) < len(table)
+
+
+def test_serving_curve_one_line_per_device_count():
+    points = serving_curve("llama2-7b", "h100", [1, 2], [1, 8], LLAMA, stack="serving")
+    assert [(p["devices"], p["batch"]) for p in points] == [(1, 1), (2, 1), (1, 8), (2, 8)]
+    for p in points:
+        assert p["item"] == "tokens" and p["items_per_s"] == pytest.approx(p["items_per_s_per_device"] * p["devices"])
+        r = run("llama2-7b", "h100", {**LLAMA, "batch": p["batch"]}, stack="serving", devices=p["devices"])
+        assert p["per_item_latency_s"] == pytest.approx(r.serving()["tpot_s"])
+    # decode is memory-bound (the weights are read once per step for the whole batch): 8 x the batch costs far
+    # less than 8 x the time per token
+    assert points[0]["per_item_latency_s"] < points[2]["per_item_latency_s"] < 2 * points[0]["per_item_latency_s"]
+    assert points[2]["items_per_s"] > points[0]["items_per_s"]
+
+
+def test_plot_serving_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "serving.png"
+    code, _, err = run_cli("plot", "serving", "llama2-7b", "--hardware", "h100", "--stack", "serving",
+                           "--set", "output_tokens=4", "--devices", "1,2", "--batches", "1,4", "--out", out)
+    assert code == 0, err
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _, err = run_cli("plot", "serving", "llama2-7b", "--batches", "1,0", "--out", out)
+    assert code == 2 and "--batches 1,0" in err
+
+
+def test_plot_breakdown_shows_communication(tmp_path):
+    pytest.importorskip("matplotlib")
+    from simulator import plots
+    pairs = [("llama2-7b", run("llama2-7b", "h100", LLAMA, attention="math", devices=2),
+              run("llama2-7b", "h100", LLAMA, devices=2))]
+    fig = plots.figure_breakdown(pairs, {"llama2-7b": "llm"})
+    assert "comm" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+FLUX = {"height": 512, "width": 512, "steps": 2, "cfg": 0}
+
+
+def test_a_vae_with_one_head_runs_whole_under_tp_and_gathers_keys_under_sp():
+    one = run("flux1-dev", "h100", FLUX)
+    tp = run("flux1-dev", "h100", FLUX, devices=2)
+    stages = {s["name"]: s for s in tp.by_stage()}
+    # the decoder stays replicated under tp: its FLOPs are those of one device
+    assert stages["decoder"]["flops"] == pytest.approx({s["name"]: s for s in one.by_stage()}["decoder"]["flops"])
+    sp = run("flux1-dev", "h100", FLUX, parallel="sp=2")
+    c = sp.sharding.collectives
+    assert c[("decoder", "all_gather", 2)] == 2  # keys and values of the mid-block attention
+    assert ("decoder", "all_to_all", 2) not in c and c[("denoiser", "all_to_all", 2)] > 0
+    # the backbone keeps the contract: a degree that does not divide its heads is refused
+    code, _, err = run_cli("run", "llama2-7b", "--hardware", "h100", "--parallel", "tp=3")
+    assert code == 2 and "does not divide the 32 query" in err
+
+
+def test_multi_device_public_cases_are_cited_and_within_the_target():
+    cases = [c for c in fidelity.load_public(public_cases()) if c.get("parallel")]
+    assert len(cases) >= 8
+    assert not [c["id"] for c in cases if c.get("excluded")]
+    assert all(c["source"] and c.get("notes") and c.get("source_id") for c in cases)
+    errors = []
+    for c in cases:
+        simulated, result = fidelity.simulate_case(c)
+        assert result.devices == parse_plan(c["parallel"]).devices > 1
+        errors.append(fidelity.time_error_pct(c["metric"], float(c["value"]), simulated))
+    assert np.median(np.abs(errors)) <= 25.0  # the issue's target for the multi-device cases
