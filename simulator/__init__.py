@@ -5,13 +5,13 @@ pydantic or networkx.
 """
 from .errors import SpecError
 
-__all__ = ["run", "compare", "sweep", "load_model", "Terms", "FULL", "ROOFLINE", "SpecError"]
+__all__ = ["run", "compare", "sweep", "load_model", "Terms", "FULL", "ROOFLINE", "SpecError", "Plan", "parse_plan"]
 __version__ = "0.1.0"
 
 # name -> module holding it. `sweep` is the module simulator/sweep.py itself, which is callable:
 # `simulator.sweep("sd15", vary={...})` runs sweep.sweep(...), and `from simulator import sweep` keeps plan() etc.
 _LAZY = {"run": "simulate", "compare": "simulate", "load_model": "simulate", "sweep": None,
-         "Terms": "engine", "FULL": "engine", "ROOFLINE": "engine"}
+         "Terms": "engine", "FULL": "engine", "ROOFLINE": "engine", "Plan": "parallel", "parse_plan": "parallel"}
 
 
 def __getattr__(name: str):

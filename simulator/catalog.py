@@ -294,6 +294,9 @@ def describe_text(d: dict) -> str:
     rows = [[p["name"], str(p["default"]).lower() if isinstance(p["default"], bool) else str(p["default"]),
              p["type"], p["allowed"], p["help"]] for p in d["params"]]
     out.append(_fit_last(["name", "default", "type", "allowed", "meaning"], rows, "lllll"))
+    from .memory_saving import OPTIONS
+    out += ["", "memory-saving options every model takes (README, \"Memory-saving modes\"):", "  " + ", ".join(
+        f"{p.name}={'|'.join(map(str, p.choices))}" if p.choices else f"{p.name}=true" for p in OPTIONS.values())]
     out += ["", "stages (in execution order; repeat and ops at the default workload):"]
     rows = [[s["name"], s["repeat_expr"] if str(s["repeat"]) == s["repeat_expr"] else f"{s['repeat_expr']} = "
              f"{s['repeat']}", s["ops"], si(s["params"]), s["shares_weights_with"] or "", s["description"]]

@@ -34,6 +34,19 @@ def _pairs(items: list, flag: str, numeric: bool) -> dict:
     return out
 
 
+def _counts(text: str, flag: str = "--devices") -> list:
+    """`--devices 1,2,4,8` (or `--batches`) as positive whole numbers."""
+    out = []
+    for item in text.split(","):
+        try:
+            out.append(int(item))
+        except ValueError:
+            raise SpecError(f"{flag} {text}: '{item.strip()}' is not a whole number") from None
+        if out[-1] < 1:
+            raise SpecError(f"{flag} {text}: {out[-1]} is not a positive number")
+    return out
+
+
 def _emit(text: str, out: str | None) -> None:
     if out:
         from .writers import write_atomic
@@ -81,11 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="table", help="table or json")
     p.add_argument("--graph", metavar="FILE", help="write the op graph (default workload) to FILE: .graphml or .dot")
 
+    p = sub.add_parser("import", help="write a model YAML from a diffusers / transformers config.json or a "
+                       "Hugging Face repository folder (model_index.json + component folders); config fields only")
+    p.add_argument("path", help="a config.json, or a folder with model_index.json (a pipeline) or config.json")
+    p.add_argument("--out", required=True, help="the model YAML to write, e.g. models/my_model.yaml")
+
     p = sub.add_parser("run", help="cost one model on one device")
     p.add_argument("model", help="built-in model id or path to a model YAML file")
     p.add_argument("--hardware", default="a100", help="built-in hardware id or path to a YAML file (default a100)")
     p.add_argument("--format", default="table", help="table, csv or json")
     p.add_argument("--by", default="layer", help="table/csv grouping: layer, category, stage or op")
+    p.add_argument("--devices", type=int, help="devices of this kind to run on (alone: tensor parallel over all)")
+    p.add_argument("--parallel", metavar="PLAN", help="parallel plan, e.g. tp=2,pp=1,dp=1,sp=4,cfg=2,ep=1 "
+                   "(omitted degrees are 1; their product is the device count)")
     _common(p)
 
     p = sub.add_parser("compare", help="one model on several devices, side by side")
@@ -93,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hardware", required=True, help="comma-separated hardware ids or files; the first is the "
                    "baseline for speed-ups")
     p.add_argument("--format", default="table", help="table or json")
+    p.add_argument("--devices", metavar="N[,N]", help="compare device counts, e.g. 1,2,4,8 (tensor parallel "
+                   "unless --parallel says otherwise)")
+    p.add_argument("--parallel", metavar="PLAN", help="parallel plan for every device count, e.g. sp=2,cfg=2")
     _common(p)
     p = sub.add_parser("report", help="re-run a study's characterisation: report.md, figures, findings.json")
     p.add_argument("which", help="paper (Golden et al., ISPASS 2024)")
@@ -103,13 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stack", help="software stack (default: the study's, eager PyTorch)")
     p.add_argument("--out", default="report", help="output folder (default report/)")
 
-    p = sub.add_parser("plot", help="one figure: roofline, breakdown, seqlen, scaling, temporal")
-    p.add_argument("kind", help="roofline | breakdown | seqlen | scaling | temporal")
+    p = sub.add_parser("plot", help="one figure: roofline, breakdown, seqlen, scaling, temporal, serving")
+    p.add_argument("kind", help="roofline | breakdown | seqlen | scaling | temporal | serving (throughput "
+                   "per device against latency over --batches, one line per --devices count)")
     p.add_argument("models", help="model id(s), comma-separated")
     p.add_argument("--hardware", default="a100", help="device (default a100)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[], help="workload override")
     p.add_argument("--hw-set", action="append", metavar="FIELD=VALUE", default=[], help="hardware override")
     p.add_argument("--attention", default="flash", help="flash or math (roofline, seqlen)")
+    p.add_argument("--devices", metavar="N[,N]", help="devices of this kind (serving: one line per count, "
+                   "default 1,2,4,8; other figures: one count)")
+    p.add_argument("--parallel", metavar="PLAN", help="parallel plan, e.g. sp=2 (default: tensor parallel)")
+    p.add_argument("--batches", metavar="B[,B]", default="1,2,4,8,16,32,64,128,256",
+                   help="serving: the batch sizes swept (default 1,2,4,...,256)")
     _stack_options(p, fusion=False)
     p.add_argument("--out", required=True, help="figure file (.png, .svg or .pdf)")
 
@@ -150,14 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hardware field (same paths as --hw-set) over a list a,b,c or a range start:stop:num[:log]")
     p.add_argument("--vary-workload", action="append", default=[], metavar="NAME=SPEC",
                    help="workload parameter over a list or range (always a grid)")
+    p.add_argument("--vary-plan", action="append", default=[], metavar="PLANS",
+                   help="parallel plans separated by ';', e.g. \"tp=1;tp=2;tp=4;tp=8\" (each one kernel table, "
+                   "like a workload; rows gain plan, devices and comm_s)")
     p.add_argument("--samples", type=int, help="draw N random design points (Latin hypercube) instead of a grid")
     p.add_argument("--seed", type=int, default=0, help="random seed for --samples (default 0)")
     p.add_argument("--max-points", type=int, default=10**7, help="refuse larger grids (default 10^7)")
     p.add_argument("--plot", help="figure file (.png/.svg): line, heatmap or Pareto front by number of fields")
-    p.add_argument("--pareto-cost", help="cost field for the Pareto plot (default tdp_w if varied)")
+    p.add_argument("--pareto-cost", help="cost field for the Pareto plot: a varied field or energy_j, the energy "
+                                         "per inference (default tdp_w if varied)")
     p.add_argument("--executor", default="local", help="local or dask")
     p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786); default: a local cluster")
     _common(p)
+
+    p = sub.add_parser("explore", help="the simulator in a browser page: views, what-if sliders, compare, sweep "
+                       "(optional extra: pip install -e \".[explore]\")")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     return parser
 
 
@@ -181,6 +220,8 @@ def check_outputs(args) -> None:
             check_output(args.plot, "--plot", suffixes=FIGURES)
             if args.out and Path(args.plot).resolve() == Path(args.out).resolve():
                 raise SpecError(f"--plot {shown(args.plot)}: the same file as --out")
+    elif cmd == "import":
+        check_output(args.out, "--out", suffixes=(".yaml", ".yml"))
     elif cmd == "describe" and getattr(args, "graph", None):
         check_output(args.graph, "--graph", suffixes=(".graphml", ".dot"))
     elif cmd in ("run", "compare", "calibrate", "fit") and args.out is not None:
@@ -261,13 +302,14 @@ def sweep_command(args, overrides, hw_overrides, terms) -> int:
         if len(fields) == 2 and args.samples is not None:
             raise SpecError("--plot: a heatmap of two fields needs a grid: drop --samples or vary more fields "
                             "for a Pareto plot")
-        if args.pareto_cost is not None and (len(fields) < 3 or args.pareto_cost not in fields):
+        if args.pareto_cost is not None and (len(fields) < 3 or args.pareto_cost not in fields + ["energy_j"]):
             raise SpecError(f"--pareto-cost {shown(args.pareto_cost)}: needs three or more --vary fields and "
-                            f"one of them (varied: {', '.join(fields)})")
+                            f"one of them or energy_j (varied: {', '.join(fields)})")
     plan = sw.plan(models, args.hardware, args.vary, args.vary_workload, overrides, hw_overrides, args.attention,
-                   terms, args.samples, args.seed, args.max_points, args.fusion, args.stack)
+                   terms, args.samples, args.seed, args.max_points, args.fusion, args.stack, args.vary_plan)
     varied = [a.path for a in plan.space.axes]
-    workload = [c for c in plan.columns[2:] if c not in varied and c != "time_s"][:len(args.vary_workload)]
+    workload = [c for c in plan.columns[2:] if c not in varied and c not in ("time_s", "plan", "devices")
+                ][:len(args.vary_workload)]
     if args.plot:
         if not varied:
             raise SpecError("--plot needs at least one --vary field")
@@ -335,12 +377,28 @@ def report_command(args, hw_overrides) -> int:
 def plot_command(args, overrides, hw_overrides) -> int:
     """One figure of the report for chosen models, e.g. `plot roofline sd15 --hardware h100 --out r.png`."""
     from . import metrics, paper, plots, simulate
-    kind = _choice(args.kind, ("roofline", "breakdown", "seqlen", "scaling", "temporal"), "plot")
+    kind = _choice(args.kind, ("roofline", "breakdown", "seqlen", "scaling", "temporal", "serving"), "plot")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         raise SpecError("plot: give at least one model")
+    if kind == "serving":
+        if len(models) != 1:
+            raise SpecError("plot serving: give one model")
+        counts = _counts(args.devices or "1,2,4,8")
+        batches = _counts(args.batches, "--batches")
+        points = simulate.serving_curve(models[0], args.hardware, counts, batches, overrides, hw_overrides,
+                                        args.attention, stack=args.stack, parallel=args.parallel)
+        fig = plots.figure_serving(points, f"{models[0]} on {args.hardware}: batch sweep")
+        for path in plots.save(fig, args.out):
+            print(f"wrote {path}", file=sys.stderr)
+        return 0
+    devices = _counts(args.devices) if args.devices else None
+    if devices is not None and len(devices) > 1:
+        raise SpecError(f"--devices {args.devices}: plot {kind} draws one device count (plot serving draws several)")
+
     def run(m, hardware, overrides, hw_overrides, attention="flash"):
-        return simulate.run(m, hardware, overrides, hw_overrides, attention, stack=args.stack)
+        return simulate.run(m, hardware, overrides, hw_overrides, attention, stack=args.stack,
+                            devices=devices[0] if devices else None, parallel=args.parallel)
 
     runs = {m: run(m, args.hardware, overrides, hw_overrides, args.attention) for m in models}
     families = {m: r.model.family for m, r in runs.items()}
@@ -432,6 +490,18 @@ def fidelity_command(args) -> int:
     return 0
 
 
+def explore_command(args) -> int:
+    import importlib.util
+    missing = [m for m in ("starlette", "uvicorn", "plotly") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"explore needs {', '.join(missing)}: pip install -e \".[explore]\"", file=sys.stderr)
+        return 2
+    if not 0 < args.port < 65536:
+        raise SpecError(f"--port {args.port}: expected 1 to 65535")
+    from .explore.server import serve  # the web stack loads only here: `--help` stays fast
+    return serve(args.host, args.port)
+
+
 def main(argv: list | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -441,8 +511,16 @@ def main(argv: list | None = None) -> int:
             return 0
         if args.command == "describe":
             return describe_command(args)
+        if args.command == "import":
+            from .importer import import_to_file
+            done = import_to_file(args.path, args.out)
+            print(f"wrote {done['out']}: {done['name']}, stages {', '.join(done['stages'])}, "
+                  f"{done['params']:,} parameters", file=sys.stderr)
+            return 0
         if args.command in ("calibrate", "fit", "validate"):
             return fidelity_command(args)
+        if args.command == "explore":
+            return explore_command(args)
         from . import report
         from .engine import ROOFLINE, Terms
         from .graph import ATTENTION_MODES
@@ -468,7 +546,7 @@ def main(argv: list | None = None) -> int:
             fmt = _choice(args.format, ("table", "csv", "json"), "--format")
             by = _choice(args.by, GROUPINGS, "--by")
             result = run(args.model, args.hardware, overrides, hw_overrides, args.attention, terms, args.fusion,
-                         args.stack)
+                         args.stack, devices=args.devices, parallel=args.parallel)
             for w in result.warnings:
                 print(f"warning: {w}", file=sys.stderr)
             text = {"table": lambda: report.table(result, by), "csv": lambda: report.to_csv(result, by),
@@ -484,9 +562,13 @@ def main(argv: list | None = None) -> int:
             names = [h.strip() for h in args.hardware.split(",") if h.strip()]
             if not names:
                 raise SpecError("--hardware: give at least one device")
+            counts = _counts(args.devices) if args.devices else None
             results = compare(args.model, names, overrides, hw_overrides, args.attention, terms, args.fusion,
-                              args.stack)
-            _emit(report.compare_table(results) if fmt == "table" else report.compare_json(results), args.out)
+                              args.stack, devices=counts, parallel=args.parallel)
+            for w in dict.fromkeys(w for r in results for w in r.warnings):  # once each, as `run` prints them
+                print(f"warning: {w}", file=sys.stderr)
+            table = report.devices_table if counts or args.parallel else report.compare_table
+            _emit(table(results) if fmt == "table" else report.compare_json(results), args.out)
         return 0
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -3,14 +3,17 @@ points (one row each), with numpy. It decides nothing about fusion, back-ends or
 mapping hands it.
 
 Per kernel and design point:
-    compute  = FLOPs x tile, wave and per-tile fixed-cost factor
-               / (peak of its unit and dtype x its class's achievable fraction x sustained/peak clock)
+    compute  = FLOPs x tile, wave and per-tile fixed-cost factor (tiles bounded by the SRAM per core)
+               / (peak of its unit and dtype x its class's achievable fraction x sustained/peak clock),
+               at least dynamic energy / (TDP - static power) (`power_cap`)
     memory   = bytes / (bandwidth x achievable fraction) + DRAM latency
+               + the change in time of re-reads the L2 holds, against the file's own L2 (`l2_correction`)
     overhead = launches x the device's gap between kernels (from a stream, or inside a graph)
     time     = max(compute, memory) + overhead,   bound = the largest of the three
 and per stage the time the host adds when it issues kernels more slowly than the device runs them
 (`host_excess`). The efficiency terms are separable (`Terms`) so reports can put the bare roofline beside the
-full model.
+full model. Each kernel's energy is its FLOPs and bytes at the file's pJ figures plus static power over its time
+(`kernel_energy`; `energy_total` sums it for sweeps).
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import numpy as np
 from .hardware import columns
 from .ops import UNITS
 
-BOUNDS = ("compute", "memory", "overhead")
+BOUNDS = ("compute", "memory", "overhead", "comm")  # comm: a collective between devices (multi-device plans)
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,11 @@ class Terms:
     overhead: bool = True    # per-kernel launch overhead
     attention: bool = True   # fused attention's query/key blocks and padded head dim (else a plain GEMM)
     latency: bool = True     # each kernel waits one DRAM round trip before data streams
+    cache: bool = True       # re-reads of tensors still resident in L2 move at the L2's bandwidth
+    power: bool = True       # a kernel that would draw more than the TDP runs at the clock that fits
+    comm: bool = True        # collectives between devices cost their link time (off: an infinitely fast link)
 
-    NAMES = ("tile", "wave", "achievable", "overhead", "attention", "latency")
+    NAMES = ("tile", "wave", "achievable", "overhead", "attention", "latency", "cache", "power", "comm")
 
     def describe(self) -> str:
         on = [name for name in self.NAMES if getattr(self, name)]
@@ -45,7 +51,7 @@ class Terms:
         return cls(**{n: n not in names for n in cls.NAMES})
 
 
-ROOFLINE = Terms(False, False, False, False, False, False)
+ROOFLINE = Terms(*(False for _ in Terms.NAMES))
 FULL = Terms()
 
 
@@ -74,6 +80,14 @@ class KernelTable:
     stage_step_s: np.ndarray   # per stage: host seconds per repeat
     stage_sync: np.ndarray     # per stage: the host waits for the device after each repeat
     launch: str = "stream"     # stream | graph | program
+    comm_overlap: bool = False  # collectives overlap the compute of their stage (the stack's `comm_overlap`)
+    # [K, J]: bytes each kernel re-reads of tensors touched before, and the bytes touched since their last use
+    # (the liveness walk in `mapping.reuse`); None: no re-reads known (the L2 term costs nothing)
+    reread: np.ndarray | None = None
+    reuse: np.ndarray | None = None
+    # what a multi-device plan did (parallel.Sharding: the plan, per-device memory, the collectives), for the
+    # results layer; None on one device. The engine never reads it
+    sharding: object = None
 
     def __len__(self) -> int:
         return len(self.op)
@@ -104,6 +118,28 @@ TILE_CHOICES = ((1.0, 1.0), (0.5, 1.0), (1.0, 0.5), (0.5, 0.5))
 MIN_K_STEPS_PER_SPLIT = 4
 
 
+# Shared memory a tile holds, in operand elements: a GEMM its A (tm x tk) and B (tk x tn) tiles in a pipeline of
+# at least two stages (the fewest that overlap the next loads with the current MMAs: CUTLASS `kStages` >= 2);
+# FlashAttention-2 its query block and one key and one value block, (bq + 2 bk) x head dim (flash_fwd_kernel.h:
+# sQ, sK, sV). Operands are 16-bit (2 bytes), the common case; the term acts relative to the file's own SRAM, so
+# the element size and stage count mostly cancel.
+PIPELINE_STAGES = 2
+OPERAND_BYTES = 2
+
+
+def sram_scale(need: np.ndarray, cols: dict) -> np.ndarray:
+    """Factor (a power of 2, at most 1) by which a tile's sides shrink to fit the design point's SRAM per core.
+
+    The file's tiles fit the file's own SRAM by construction (its efficiencies were measured with them), so the
+    budget is the SRAM times how far the file's tile exceeds the file's SRAM in this footprint model: a device at
+    its own SRAM keeps its tiles, and less SRAM shrinks them once the footprint no longer fits. Halving a tile's
+    sides halves its footprint (both footprints are linear in the sides).
+    """
+    sram, sram0 = cols["sram"][:, None], np.maximum(cols["sram0"][:, None], 1.0)
+    budget = np.maximum(sram * np.maximum(1.0, need / sram0), 1.0)
+    return 0.5 ** np.ceil(np.log2(np.maximum(need / budget, 1.0)))
+
+
 def quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
     """Factor >= 1 by which tile padding, partial waves and per-tile fixed cost inflate a GEMM's FLOPs, per
     design point.
@@ -118,10 +154,17 @@ def quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
     k0 = cols["k0_matrix"][:, None] if terms.achievable and "k0_matrix" in cols else 0.0
     small = {d: cols[f"min_tile_{d}"][:, None] for d in "mnk"}
     tk = np.minimum(cols["tile_k"][:, None], np.ceil(k / small["k"]) * small["k"])
+    # too little SRAM for the core's largest tile: every choice shrinks, and each operand byte loaded feeds
+    # fewer MMAs (operand reuse, tm x tn / (tm + tn) FLOP per byte, falls with the sides); the file's measured
+    # fraction is taken as set by the reuse of its own tile, so the rate falls in proportion
+    fit = np.ones_like(cores)
+    if terms.tile and "sram" in cols:
+        fit = sram_scale(PIPELINE_STAGES * (cols["tile_m"] + cols["tile_n"])[:, None] * cols["tile_k"][:, None]
+                         * OPERAND_BYTES, cols)
     best = None
     for fm, fn in TILE_CHOICES:
-        tm = np.maximum(small["m"], cols["tile_m"][:, None] * fm)
-        tn = np.maximum(small["n"], cols["tile_n"][:, None] * fn)
+        tm = np.maximum(small["m"], cols["tile_m"][:, None] * fm * fit)
+        tn = np.maximum(small["n"], cols["tile_n"][:, None] * fn * fit)
         tm = np.minimum(tm, np.ceil(m / small["m"]) * small["m"])
         tn = np.minimum(tn, np.ceil(n / small["n"]) * small["n"])
         tiles = b * np.ceil(m / tm) * np.ceil(n / tn)
@@ -137,11 +180,11 @@ def quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
             factor = factor * np.ceil(ctas / cores) * cores / ctas
         factor = factor * (k_split + k0) / k_split
         best = factor if best is None else np.minimum(best, factor)
-    return best
+    return best / fit
 
 
 TILE_COLUMNS = ("cores", "tile_m", "tile_n", "tile_k", "min_tile_m", "min_tile_n", "min_tile_k", "attn_q", "attn_k",
-                "attn_d", "k0_matrix", "k0_attention")
+                "attn_d", "k0_matrix", "k0_attention", "sram", "sram0")
 
 
 def attention_quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
@@ -159,6 +202,16 @@ def attention_quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.nda
     small = cols["min_tile_m"][:, None]
     bq = np.minimum(cols["attn_q"][:, None], np.ceil(lq / small) * small)
     bk, md = cols["attn_k"][:, None], cols["attn_d"][:, None]
+    reuse = np.ones(np.broadcast_shapes(bq.shape, lq.shape))
+    if terms.tile and "sram" in cols:
+        # the query block and a key and a value block must fit the SRAM per core: with too little, the blocks
+        # shrink (down to one MMA instruction's rows), and every key/value block loaded serves fewer queries, so
+        # the K/V stream per FLOP grows as the query block shrinks (FlashAttention-2 is bound by that stream:
+        # the file's measured fraction is taken at its own block)
+        scale = sram_scale((bq + 2.0 * bk) * _pad(d, md) * OPERAND_BYTES, cols)
+        shrunk = np.maximum(small, bq * scale)
+        reuse = bq / shrunk
+        bq, bk = shrunk, np.maximum(small, bk * scale)
     factor = np.ones(np.broadcast_shapes(bq.shape, lq.shape))
     if terms.tile:
         factor = factor * _pad(lq, bq) * _pad(lk, bk) * _pad(d, md) / (lq * lk * d)
@@ -171,7 +224,7 @@ def attention_quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.nda
     if terms.achievable and "k0_attention" in cols:
         keys = np.ceil(lk / splits)
         factor = factor * (keys + cols["k0_attention"][:, None]) / keys
-    return factor
+    return factor * reuse
 
 
 def work(table: KernelTable, cols: dict, terms: Terms) -> np.ndarray:
@@ -205,7 +258,7 @@ def work(table: KernelTable, cols: dict, terms: Terms) -> np.ndarray:
 
 
 def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = True,
-             parts: bool = True) -> dict:
+             parts: bool = True, energy: bool = True) -> dict:
     """Device times of every kernel on every design point: arrays of shape [points, kernels].
 
     Returns `time` and, if `bound`, which part bounds each kernel (0 compute, 1 memory, 2 overhead); with
@@ -236,6 +289,11 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
     else:
         launch = np.zeros_like(bandwidth)
     overhead = np.multiply.outer(launch, table.launches)
+    if terms.cache:
+        memory = memory + l2_correction(table, cols, effmem if terms.achievable else 1.0)
+    if terms.power:
+        compute = power_cap(table, cols, compute, memory)
+    comm = communication(table, cols, terms, compute, memory, overhead)
     out = {}
     if bound:
         b = np.greater(memory, compute).view(np.int8)
@@ -248,7 +306,128 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
         b[overhead > mx] = 2
         out["bound"] = b
     out["time"] = np.add(mx, overhead, out=mx if not parts else None)
+    if comm is not None:
+        rows = table.unit == UNITS.index("comm")
+        out["time"][:, rows] += comm[:, rows]
+        if bound:
+            out["bound"][:, rows] = BOUNDS.index("comm")
+        if parts:
+            out["comm"] = comm
+    if energy:
+        out["energy"] = kernel_energy(table, cols, out["time"], terms)
     return out
+
+
+def resident_bytes(table: KernelTable, l2_bytes: np.ndarray) -> np.ndarray:
+    """[P, K]: bytes each kernel re-reads of tensors still in an L2 of `l2_bytes` (one per design point): those
+    whose bytes touched since their last use, themselves included, fit."""
+    hit = table.reuse[None, :, :] <= np.asarray(l2_bytes)[:, None, None]
+    return np.einsum("pkj,kj->pk", hit, table.reread)
+
+
+def l2_correction(table: KernelTable, cols: dict, effmem) -> np.ndarray | float:
+    """Seconds to add to each kernel's memory time for re-reads served by the L2: [P, K], or 0.
+
+    The file's measured bandwidth fractions already include its own L2, so the term is the change between the
+    file's L2 (size and bandwidth) and the design point's: each resident byte moves at the L2 bandwidth instead of
+    the DRAM's, and a device at its own L2 is unchanged. Without an `on_chip.l2_bandwidth` the term is off.
+    """
+    if table.reread is None or not table.reread.any() or "l2_bw" not in cols:
+        return 0.0
+    l2, l2_0, bw, bw0 = cols["l2_bytes"], cols["l2_bytes0"], cols["l2_bw"], cols["l2_bw0"]
+    if np.isnan(bw0).any() or np.isnan(bw).any() or ((l2 == l2_0).all() and (bw == bw0).all()):
+        return 0.0
+    dram = cols["bandwidth"][:, None] * effmem
+    now = resident_bytes(table, l2) * (1.0 / bw[:, None] - 1.0 / dram)
+    own = resident_bytes(table, l2_0) * (1.0 / bw0[:, None] - 1.0 / dram)
+    return now - own
+
+
+def dynamic_energy(table: KernelTable, cols: dict) -> np.ndarray:
+    """Joules each kernel's FLOPs and DRAM bytes take (NaN where the file has no power model): [P, K]."""
+    pj = np.stack([cols[f"pj:{u}:{d}"] for u, d in table.peaks], axis=1)[:, table.peak]
+    flops = np.where(table.unit == UNITS.index("none"), 0.0, table.flops)
+    return 1e-12 * (pj * flops[None, :] + np.multiply.outer(cols["dram_pj"], table.bytes))
+
+
+def power_cap(table: KernelTable, cols: dict, compute: np.ndarray, memory: np.ndarray) -> np.ndarray:
+    """Compute times with the TDP cap: a kernel whose power at the sustained clock (static + its dynamic energy
+    over its time) would exceed the TDP runs at the clock that fits. Its energy per operation is the same at a
+    lower clock (same voltage: the conservative case), so it takes dynamic energy / (TDP - static) seconds; never
+    faster than at the sustained clock. Devices without a power model or TDP are not capped."""
+    headroom = cols["tdp"] - cols["static_w"]
+    if np.isnan(headroom).all():
+        return compute
+    # the energy figures are the same at every design point unless a sweep varies them: one row then serves all
+    names = ["tdp", "static_w", "dram_pj", *(f"pj:{u}:{d}" for u, d in table.peaks)]
+    if all((np.asarray(cols[c]) == np.asarray(cols[c])[0]).all() for c in names):
+        cols = {c: np.asarray(cols[c])[:1] for c in names}
+        headroom = headroom[:1]
+    floor = dynamic_energy(table, cols) / headroom[:, None]
+    return np.fmax(compute, floor, out=compute)  # `compute` is the engine's own array: updated in place
+
+
+def energy_total(table: KernelTable, cols: dict, device_time: np.ndarray, terms: Terms,
+                 resident: float | None = None) -> np.ndarray:
+    """Joules of one run at each design point, as the sum of `kernel_energy` over the kernels' runs but without
+    a [points, kernels] array: FLOPs summed per rate, bytes summed, static power over `device_time`. `resident`:
+    the re-read bytes the file's own L2 serves, where the table no longer carries its liveness walk."""
+    pj = np.stack([cols[f"pj:{u}:{d}"] for u, d in table.peaks], axis=1)  # [P, rates]
+    flops = np.where(table.unit == UNITS.index("none"), 0.0, table.flops) * table.count
+    e = 1e-12 * (pj @ np.bincount(table.peak, weights=flops, minlength=len(table.peaks))
+                 + cols["dram_pj"] * (table.bytes @ table.count))
+    if terms.cache and not np.isnan(cols["l2_bw"]).all():
+        if resident is None:
+            resident = resident_bytes(table, cols["l2_bytes"]) @ table.count if table.reread is not None else 0.0
+        l2_pj = np.where(np.isnan(cols["l2_pj"]), cols["dram_pj"], cols["l2_pj"])
+        e = e - 1e-12 * resident * (cols["dram_pj"] - l2_pj)
+    return e + cols["static_w"] * device_time
+
+
+def kernel_energy(table: KernelTable, cols: dict, time: np.ndarray, terms: Terms) -> np.ndarray:
+    """Joules of one run of each kernel: its FLOPs and DRAM bytes at the file's pJ figures, the re-reads the L2
+    serves at its pJ per byte instead of the DRAM's, plus static power over the kernel's time. NaN without a
+    power model."""
+    e = dynamic_energy(table, cols) + cols["static_w"][:, None] * time
+    if terms.cache and table.reread is not None and table.reread.any() and not np.isnan(cols["l2_bw"]).all():
+        l2_pj = np.where(np.isnan(cols["l2_pj"]), cols["dram_pj"], cols["l2_pj"])
+        e = e - 1e-12 * resident_bytes(table, cols["l2_bytes"]) * (cols["dram_pj"] - l2_pj)[:, None]
+    return e
+
+
+def communication(table: KernelTable, cols: dict, terms: Terms, compute, memory, overhead):
+    """Seconds of each collective row ([points, kernels], zero elsewhere), or None when the table has none.
+
+    A collective row carries gemm = (group size, bytes, stride of the group's ranks, kind index) and costs what
+    `collectives.time` says on the design point's links. With the stack's `comm_overlap`, the collectives of a
+    stage run behind its compute (separate streams/engines) and only what exceeds the stage's other device time
+    is exposed.
+    """
+    rows = table.unit == UNITS.index("comm")
+    if not rows.any():
+        return None
+    from .collectives import KINDS, time as collective_time
+    comm = np.zeros(np.broadcast_shapes(compute.shape, memory.shape))
+    if not terms.comm:  # the "infinitely fast interconnect" what-if
+        return comm
+    g = table.gemm[rows]
+    cost = np.zeros((comm.shape[0], int(rows.sum())))
+    for k, kind in enumerate(KINDS):
+        sel = g[:, 3] == k
+        if sel.any():
+            cost[:, sel] = collective_time(kind, g[sel, 1][None, :], g[sel, 0][None, :], g[sel, 2][None, :], cols)
+    comm[:, rows] = cost
+    if table.comm_overlap:
+        other = np.maximum(compute, memory) + overhead
+        other[:, rows] = 0.0
+        stages = len(table.stage_repeat)
+        busy = np.stack([np.bincount(table.stage, weights=other[p] * table.count, minlength=stages)
+                         for p in range(comm.shape[0])])
+        talk = np.stack([np.bincount(table.stage, weights=comm[p] * table.count, minlength=stages)
+                         for p in range(comm.shape[0])])
+        exposed = np.where(talk > 0, np.maximum(talk - busy, 0.0) / np.where(talk > 0, talk, 1.0), 0.0)
+        comm *= exposed[:, table.stage]
+    return comm
 
 
 def host_excess(table: KernelTable, time: np.ndarray, terms: Terms = FULL) -> np.ndarray:

@@ -107,7 +107,7 @@ def predict(cases: Cases, spec, terms: Terms = FULL, varied: dict | None = None)
     """Predicted time of every row: [design points, rows] (one point unless `varied` gives several)."""
     n = len(next(iter(varied.values()))) if varied else 1
     cols = columns_from(spec, cases.table.peaks, varied, n, cases.table.effs)
-    time = evaluate(cases.table, cols, terms, bound=False)["time"]
+    time = evaluate(cases.table, cols, terms, bound=False, energy=False)["time"]
     out = np.zeros((n, len(cases)))
     for j in range(n):
         out[j] = np.bincount(cases.table.op, weights=time[j], minlength=len(cases))
@@ -282,8 +282,13 @@ def simulate_case(case: dict, hw_overrides: dict | None = None, stack_overrides:
     stack = load_stack(case_stack(case))
     if stack_overrides:
         stack = with_values(stack, stack_overrides)
+    # `parallel: tp=8` (a plan, see parallel.parse_plan): a case measured on several devices
+    plan = case.get("parallel")
+    if plan is not None and not isinstance(plan, str):
+        raise SpecError(f"case {case['id']}: 'parallel' is a plan such as tp=8 or sp=4,cfg=2, got {shown(plan)}")
     r = run(case["model"], case["hardware"], dict(case.get("set") or {}), hw_overrides,
-            case.get("attention", "flash"), FULL, over.get("fusion"), stack, over.get("cuda_graphs"))
+            case.get("attention", "flash"), FULL, over.get("fusion"), stack, over.get("cuda_graphs"),
+            parallel=plan)
     metric, _, stage = case["metric"].partition(":")
     p = r.model.params
     if metric == "total_s":
@@ -323,6 +328,13 @@ def public_table(found: list) -> str:
         if not f["excluded"]:
             stacks.setdefault(f["stack"], []).append(f["error_pct"])
     groups += [[f"stack {k}", *_cells(stats(v))] for k, v in sorted(stacks.items())]
+    # cases measured on several devices (a `parallel:` plan), together and by the kind of parallelism
+    plans: dict = {}
+    for f in found:
+        if not f["excluded"] and f.get("plan"):
+            for key in ("devices > 1", *(f"devices > 1, {d.split('=')[0]}" for d in f["plan"].split(","))):
+                plans.setdefault(key, []).append(f["error_pct"])
+    groups += [[k, *_cells(stats(v))] for k, v in sorted(plans.items(), key=lambda kv: len(kv[0]))]
     lines.append(text_table(["group", "cases", "median |error|", "p90 |error|", "median signed"], groups, "lrrrr"))
     a = summary["all"]
     lines.append(f"\n{a['cases']} cases: median absolute error {a['median_abs_pct']:.0f} %, 90th percentile "
@@ -354,7 +366,8 @@ def validate_public(path: str | Path, hw_overrides: dict | None = None) -> list:
                     "family": r.model.family, "stack": case_stack(c), "source_id": source_key(c),
                     "measured": float(c["value"]), "simulated": sim,
                     "error_pct": time_error_pct(c["metric"], float(c["value"]), sim),
-                    "excluded": c.get("excluded") or "", "source": c["source"]})
+                    "excluded": c.get("excluded") or "", "source": c["source"],
+                    "plan": str(r.plan) if r.plan is not None else ""})
     if first_error is not None and all(f["error_pct"] != f["error_pct"] for f in out):
         raise first_error  # nothing could be simulated: that is an error in the file, not a result
     return out

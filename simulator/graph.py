@@ -4,22 +4,25 @@ Blocks are expanded with their arguments; a block instance with `repeat: N` is e
 (its first output feeds its first input on the next repetition, so those shapes must agree). Ops must be listed
 after the tensors they read, which makes declaration order a topological order; shape inference runs in that
 order, one registered formula per op. A stage with an `iteration` variable (decode with a growing KV cache) is
-costed exactly: every op whose shapes depend on the variable is re-evaluated for each iteration.
+costed exactly: every op whose shapes depend on the variable has a result per iteration, evaluated when read
+(the mapping layer reads a few of them where an op's kernels are affine in the iteration, every one otherwise).
 """
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import expr
+from . import expr, memory_saving, quantisation
 from .dtypes import BYTES, COMPUTE
 from .errors import Location, SpecError, closest, name_of, shown, unknown
 from .loader import Node, NodeList, load_yaml
 from .ops import CATEGORIES, OPS, REQUIRED, Attr, OpCall, OpError, OpResult, numel
+from .memory_saving import Modes
+from .quantisation import Precision
 from .params import declare
 from .schema import BlockSpec, ModelFile, StageSpec, validate
 
@@ -33,8 +36,9 @@ SIGNED_FIELDS = {"axis", "start", "stop"}  # python-style indices
 # Bounds checked before the work they would cause, each refused with the field's location:
 MAX_REPEAT = 10**9       # a stage's or a block's repeat (a multiplier: large values cost no time, but are typos)
 MAX_COUNT = 10**15       # runs of one op, nested repeats multiplied (float64 counts stay exact below 2^53)
-MAX_ITERATIONS = 2**17   # iterations of a stage with an iteration variable: each one is costed separately
-                         # (~0.1 ms for a 7B LLM's decode step), and 131,072 covers a 128k-token context
+MAX_ITERATIONS = 2**17   # iterations of a stage with an iteration variable: each is costed separately (as
+                         # arrays where the kernels are affine in it, else ~0.1 ms of Python per 7B-LLM decode
+                         # step), and 131,072 covers a 128k-token context
 MAX_ELEMENTS = 2**60     # elements of one tensor (and parameters of one op): 2 EiB in fp16
 POSITIVE_FIELDS = {"kernel", "stride", "dilation", "groups", "heads", "kv_heads", "head_dim", "out_features",
                    "in_features", "out_channels", "dim", "num_embeddings", "scale", "chunks", "length", "sizes"}
@@ -63,10 +67,16 @@ class Op:
     outputs: list
     result: OpResult      # at the last iteration (the largest, for memory)
     loc: Location
-    per_iteration: list | None = None  # OpResult per iteration when the op varies with it
+    per_iteration: Sequence | None = None  # OpResult per iteration when the op varies with it
     # kept to re-evaluate varying ops per iteration
     _raw: Node | None = field(default=None, repr=False)
     _env: dict | None = field(default=None, repr=False)
+    weight_dtype: str | None = None  # its stored weights' dtype where quantised (quantisation.py); None: dtype
+
+    @property
+    def weight_bytes(self) -> float:
+        """Bytes of the weights it owns (one run; an int unless they are 4-bit)."""
+        return self.result.params * BYTES[self.weight_dtype or self.dtype]
 
 
 @dataclass
@@ -123,6 +133,8 @@ class Model:
     stages: list
     declared: dict = field(default_factory=dict)  # name -> params.Param: type, range, choices, help
     default_stack: str | None = None  # the stack the model's reference pipeline runs (`stack:` in its file)
+    memory: Modes = field(default_factory=Modes)  # memory-saving modes (offload, VAE tiling, CPU text encoders)
+    precision: Precision = field(default_factory=Precision)  # weight/act/KV dtypes, resolved (quantisation.py)
 
     @property
     def param_count(self) -> int:
@@ -134,7 +146,10 @@ class Model:
 
     @property
     def peak_memory_bytes(self) -> int:
-        """All weights (shared ones once) plus the largest stage's activations and KV cache."""
+        """All weights (shared ones once) plus the largest stage's activations and KV cache; under a
+        memory-saving mode only the weights resident at each stage (memory_saving.peak_memory_bytes)."""
+        if self.memory.active:
+            return memory_saving.peak_memory_bytes(self.stages, self.memory)
         return self.weight_bytes + max(s.peak_activation_bytes + s.state_bytes for s in self.stages)
 
 
@@ -276,8 +291,10 @@ def parse_value(text: str):
 
 class _StageBuilder:
     def __init__(self, model: ModelFile, root: Node, stage: StageSpec, stage_node: Node, params: dict,
-                 attention: str, path: str):
+                 attention: str, path: str, precision: Precision | None = None):
         self.model, self.root, self.spec, self.node = model, root, stage, stage_node
+        # the quantisation options (resolved) act on what computes in the model's own dtype
+        self.precision, self.model_dtype = precision, params.get("dtype", "fp16")
         self.it = 0  # the iteration being evaluated
         self.globals = StageValues(params, stage_node.get("bind") or Node(), stage.iteration, self, path)
         self.moving = self.globals.moving
@@ -326,6 +343,15 @@ class _StageBuilder:
         for key in item:
             if key not in allowed:
                 raise _err(f"unknown field '{key}'{closest(key, allowed)}", item, key, f"{ipath}.{key}")
+
+    def quantised(self, dtype: str, pinned: bool, stores: str | None) -> tuple[str, str | None]:
+        """(dtype, weight dtype or None) of an op or input: one computing in the model's dtype takes the
+        quantisation options' (`stores`: what its kind stores, ops.OpDef.precision); one that pins its own dtype,
+        or runs in a stage that rebinds it (an fp32 VAE decoder), keeps it."""
+        if pinned or self.precision is None or dtype != self.model_dtype:
+            return dtype, None
+        dtype, weight = self.precision.for_op(stores)
+        return dtype, (weight if weight != dtype else None)
 
     def _reads_varying(self, used: set, names) -> bool:
         """Whether an expression read the shape of a tensor that changes with the iteration."""
@@ -460,11 +486,12 @@ class _StageBuilder:
         dtype = item.get("dtype", env.get("dtype", "fp16"))
         if dtype not in BYTES:
             raise _err(unknown("dtype", dtype, BYTES), item, "dtype", f"{ipath}.dtype")
+        dtype, weight_dtype = self.quantised(dtype, "dtype" in item, opdef.precision)
         role = item.get("role")
         if role is not None and not isinstance(role, str):
             raise _err("'role' must be text", item, "role", f"{ipath}.role")
         op = Op(len(self.ops), full, full.split("/")[0], kind, category, role, dtype, count, inputs, [], None,
-                item.loc(None, ipath), _raw=item, _env=env)
+                item.loc(None, ipath), _raw=item, _env=env, weight_dtype=weight_dtype)
         result, varies = self.evaluate(op, env, {t: self.tensors[t] for t in inputs}, ipath)
         out_ids = [full] if len(result.outputs) == 1 else [f"{full}.{i}" for i in range(len(result.outputs))]
         changing = [False] * len(out_ids)
@@ -485,7 +512,7 @@ class _StageBuilder:
         if not varies:
             op._raw = op._env = None
         else:
-            op.per_iteration = True  # filled in by iterate()
+            op.per_iteration = True  # replaced by iterate()
         self.ops.append(op)
         for t in inputs:
             producer = self._producer.get(t)
@@ -526,7 +553,7 @@ class _StageBuilder:
                 if min(v if isinstance(v, list) else [v], default=low) < low:
                     raise _err(f"'{key}' must be at least {low}, got {shown(v)}", item, key, f"{ipath}.{key}")
         call = OpCall(op.name, op.kind, shapes, [inputs[t].dtype for t in op.inputs], attrs, op.dtype,
-                      self.attention)
+                      self.attention, op.weight_dtype)
         try:
             result = opdef.fn(call)
         except OpError as exc:
@@ -572,6 +599,7 @@ class _StageBuilder:
             dtype = ispec.dtype or self.globals.get("dtype", "fp16")
             if dtype not in BYTES:
                 raise _err(unknown("dtype", dtype, BYTES), inode, "dtype", f"{self.path}.inputs.{iname}.dtype")
+            dtype = self.quantised(dtype, bool(ispec.dtype), None)[0]
             self.tensors[iname] = Tensor(tuple(shape), dtype, iname)
             names[iname] = iname
         self.expand(node["ops"], "", self.globals, names, 1, f"{self.path}.ops", ())
@@ -590,7 +618,7 @@ class _StageBuilder:
             self.iterate(self.repeat)
         stage = Stage(spec.name, self.repeat, self.var, spec.shares_weights_with, self.ops, self.tensors, self.edges)
         stage.params = sum(op.result.params * op.count for op in self.ops)
-        stage.weight_bytes = sum(op.result.params * op.count * BYTES[op.dtype] for op in self.ops)
+        stage.weight_bytes = sum(op.weight_bytes * op.count for op in self.ops)
         stage.peak_activation_bytes = peak_activation_bytes(self.ops, self.tensors)
         stage.state_bytes = sum(op.result.state * op.count for op in self.ops)
         return stage
@@ -610,29 +638,72 @@ class _StageBuilder:
         return value
 
     def iterate(self, repeat: int):
-        """Re-evaluate every op that depends on the iteration variable, once per iteration."""
+        """Give every op that depends on the iteration variable its results per iteration, evaluated when first
+        read (`IterationResults`), and its last iteration's result (the largest, for memory) now. The mapping
+        layer reads a few iterations of an op whose kernels are affine in the iteration and every one of the
+        others, so a long decode is not expanded op by op in Python."""
         varying = [op for op in self.ops if op.per_iteration]
-        for op in varying:
-            op.per_iteration = []
-        for it in range(repeat):
-            shapes = self.current = {}
+        if not repeat:  # a stage repeated zero times
             for op in varying:
-                self.it = it
+                op.per_iteration, op._raw, op._env = [], None, None
+            return
+        source = _Iterations(self, varying, repeat)
+        for i, op in enumerate(varying):
+            op.per_iteration = IterationResults(source, i)
+        for op, result in zip(varying, source.at(repeat - 1)):
+            op.result = result
+            for tid, shape in zip(op.outputs, result.outputs):
+                self.tensors[tid].shape = shape
+
+    def evaluate_iteration(self, varying: list, it: int) -> list:
+        """The results of the ops that depend on the iteration variable, in declaration order, at iteration `it`
+        (each later op reads the shapes the earlier ones produced at that iteration)."""
+        shapes = self.current = {}
+        self.it = it
+        results = []
+        try:
+            for op in varying:
                 inputs = {t: (shapes.get(t) or self.tensors[t]) for t in op.inputs}
                 result, _ = self.evaluate(op, op._env, inputs, op.loc.path)
-                op.per_iteration.append(result)
+                results.append(result)
                 for tid, shape in zip(op.outputs, result.outputs):
                     base = self.tensors[tid]
                     shapes[tid] = Tensor(shape, base.dtype, base.storage, True, base.weight)
-        self.current, self.it = {}, 0
-        for op in varying:  # the last iteration is the largest: use it for memory
-            if not op.per_iteration:  # a stage repeated zero times
-                op.per_iteration = []
-                continue
-            op.result = op.per_iteration[-1]
-            for tid, shape in zip(op.outputs, op.result.outputs):
-                self.tensors[tid].shape = shape
-            op._raw = op._env = None
+        finally:
+            self.current, self.it = {}, 0
+        return results
+
+
+class _Iterations:
+    """The per-iteration results of a stage's varying ops, evaluated once per iteration when first read."""
+
+    def __init__(self, builder: _StageBuilder, varying: list, repeat: int):
+        self.builder, self.varying, self.repeat = builder, varying, repeat
+        self.cache: dict = {}
+
+    def at(self, it: int) -> list:
+        if it not in self.cache:
+            self.cache[it] = self.builder.evaluate_iteration(self.varying, it)
+        return self.cache[it]
+
+
+class IterationResults(Sequence):
+    """One op's `OpResult` at each iteration of its stage (a list to its readers), evaluated on first read."""
+
+    def __init__(self, source: _Iterations, position: int):
+        self.source, self.position = source, position
+
+    def __len__(self) -> int:
+        return self.source.repeat
+
+    def __getitem__(self, it):
+        if isinstance(it, slice):
+            return [self[i] for i in range(*it.indices(len(self)))]
+        if it < 0:
+            it += len(self)
+        if not 0 <= it < len(self):
+            raise IndexError(it)
+        return self.source.at(it)[self.position]
 
 
 def peak_activation_bytes(ops: list, tensors: dict) -> int:
@@ -705,7 +776,11 @@ def build_model(source: str | Path, overrides: dict | None = None, attention: st
     root = load_yaml(file)
     spec = validate(ModelFile, root, file)
     declared = declare(spec.params, root.get("params"))
-    params = resolve_params(spec, root, overrides or {}, file, declared)
+    modes, overrides = memory_saving.take(overrides or {}, declared)
+    precision, overrides = quantisation.take(overrides, declared)
+    params = resolve_params(spec, root, overrides, file, declared)
+    precision = quantisation.check(precision, params.get("dtype", "fp16"), file)
+    memory_saving.check(modes, spec.stages, params, file)
     stages, seen = [], {}
     for i, stage_spec in enumerate(spec.stages):
         snode = root["stages"][i]
@@ -719,7 +794,7 @@ def build_model(source: str | Path, overrides: dict | None = None, attention: st
                                                  or stage_spec.iteration in stage_spec.bind):
             raise _err(f"iteration variable '{stage_spec.iteration}' hides a workload parameter", snode,
                        "iteration", f"{path}.iteration")
-        builder = _StageBuilder(spec, root, stage_spec, snode, params, attention, path)
+        builder = _StageBuilder(spec, root, stage_spec, snode, params, attention, path, precision)
         stage = builder.build()
         if stage.shares_weights_with and stage.params != seen[stage.shares_weights_with].params:
             raise _err(f"stage shares weights with '{stage.shares_weights_with}' but has {stage.params} "
@@ -727,9 +802,24 @@ def build_model(source: str | Path, overrides: dict | None = None, attention: st
                        f"{path}.shares_weights_with")
         seen[stage.name] = stage
         stages.append(stage)
+        runs = memory_saving.decoder_runs(params, modes, stage_spec.tiling) \
+            if stage.name == memory_saving.DECODER else None
+        if runs:  # tiled or sliced decoding: the decoder once per tile shape, each run as often as it occurs
+            whole = memory_saving.output_bytes(stage)
+            stages.pop()
+            for j, (shape, n) in enumerate(runs):
+                part = _StageBuilder(spec, root, stage_spec, snode, {**params, **shape}, attention, path,
+                                     precision).build()
+                if j:
+                    part.name, part.shares_weights_with = memory_saving.variant_name(shape), stage.name
+                part.repeat *= n
+                # the decoded whole image (or batch) stays resident beside the running tile
+                part.peak_activation_bytes += whole - memory_saving.output_bytes(part)
+                stages.append(part)
+            seen[stage.name] = stages[-len(runs)]
     if all(s.repeat == 0 for s in stages):  # nothing runs: a time of zero would be no answer at all
         raise _err("every stage repeats 0 times: the model runs nothing (check --set values such as steps)",
                    root["stages"], 0, "stages[0].repeat")
     return Model(model_id or Path(file).stem, spec.name, spec.family, spec.description, spec.reference, file,
                  {name: p.default for name, p in declared.items()}, params, attention, stages, declared,
-                 spec.stack)
+                 spec.stack, modes, precision)

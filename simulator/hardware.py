@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dtypes import COMPUTE
+from .dtypes import RATED
 from .errors import Location, SpecError, closest, name_of, shown
 from .library import resolve
 from .loader import Node, load_yaml
@@ -53,6 +53,19 @@ def _raw(name: str, chain: tuple = ()) -> tuple[Node, str]:
                 raise
             raise SpecError(exc.message, node.loc("inherit", "inherit")) from None
         merged = _merge(base, {k: v for k, v in node.items() if k != "inherit"})
+        if isinstance(merged.get("per_core"), dict):
+            # a bottom-up parent's peaks follow the child's cores, clock and per-core rates (re-derived, not
+            # inherited); a peak the child states itself replaces the parent's per-core rate for that dtype
+            own = node.get("per_core") if isinstance(node.get("per_core"), dict) else {}
+            for unit, table in (("matrix", "compute"), ("vector", "vector")):
+                per = merged["per_core"].get(unit) if isinstance(merged["per_core"].get(unit), dict) else {}
+                stated = node.get(table) if isinstance(node.get(table), dict) else {}
+                mine = own.get(unit) if isinstance(own.get(unit), dict) else {}
+                if per and stated:
+                    merged["per_core"] = {**merged["per_core"],
+                                          unit: {d: v for d, v in per.items() if d in mine or d not in stated}}
+                elif {"cores", "clock", "clock_hz", "per_core"} & set(node) and isinstance(merged.get(table), dict):
+                    merged[table] = {d: v for d, v in merged[table].items() if d not in per}
         result = Node(merged)
         result.file, result.line, result.key_lines = node.file, node.line, {**base.key_lines, **node.key_lines}
         return result, str(path)
@@ -74,7 +87,7 @@ def field_paths(raw: dict, prefix: str = "") -> dict:
 def settable_paths(raw: dict) -> set:
     """Numeric paths a user may set: those present plus a rate for any dtype the device lacks."""
     paths = set(field_paths(raw))
-    paths |= {f"compute.{d}" for d in COMPUTE} | {f"vector.{d}" for d in COMPUTE}
+    paths |= {f"compute.{d}" for d in RATED} | {f"vector.{d}" for d in RATED}
     # optional numeric efficiency terms a file may leave out (absent means the term costs nothing or falls back),
     # read from the schema so a new field is settable without a second list
     paths |= {f"efficiency.{name}" for name, f in Efficiency.model_fields.items()
@@ -107,22 +120,77 @@ def apply_overrides(raw: dict, overrides: dict, file: str) -> dict:
     return raw
 
 
+# A datasheet rounds its peaks to a few significant figures and its clocks to 5-10 MHz (H100 SXM: 132 x 4096 x
+# 1.83e9 = 989.4e12 against "989 TFLOPS"; A100: 108 x 2048 x 1.41e9 = 311.9e12 against "312"; B200 TF32:
+# 148 x 4096 x 1.856e9 = 1.125e15 against "1.1 PFLOPS"): a bottom-up product within 1 % of a stated peak, or
+# within half a unit of its last significant figure, is the same figure; beyond both the file contradicts itself.
+PEAK_ROUNDING = 0.01
+
+
+def peak_tolerance(stated: float) -> float:
+    """How far a bottom-up product may sit from a stated peak: 1 %, or the rounding of its last figure."""
+    mantissa, _, exponent = np.format_float_scientific(stated, unique=True, trim="-").partition("e")
+    digits = len(mantissa.replace(".", "").lstrip("-"))
+    return max(PEAK_ROUNDING * stated, 0.5 * 10.0 ** (int(exponent) - digits + 1))
+
+
+def bottom_up(spec: HardwareSpec, node: Node, file: str) -> HardwareSpec:
+    """The file's peaks with the bottom-up ones filled in: cores x clock.peak_hz x per-core FLOP per clock.
+    A per-core rate whose product disagrees with a peak the file also states, beyond rounding, is an error."""
+    if spec.per_core is None:
+        return spec
+    tables = {"matrix": dict(spec.compute), "vector": dict(spec.vector)}
+    for unit, stated_name in (("matrix", "compute"), ("vector", "vector")):
+        for dtype, per in getattr(spec.per_core, unit).items():
+            product = spec.cores * spec.peak_clock_hz * per
+            stated = tables[unit].get(dtype)
+            if stated is not None and abs(product - stated) > peak_tolerance(stated):
+                at = node.get("per_core", {}).get(unit) if isinstance(node.get("per_core"), dict) else None
+                loc = at.loc(dtype, f"per_core.{unit}.{dtype}") if isinstance(at, Node) else \
+                    node.loc("per_core", f"per_core.{unit}.{dtype}")
+                raise SpecError(f"cores x clock.peak_hz x per_core.{unit}.{dtype} = {product:.4g} FLOP/s, but "
+                                f"{stated_name}.{dtype} says {stated:.4g} ({(product / stated - 1) * 100:+.1f} %, "
+                                f"beyond the datasheet's rounding)", loc)
+            tables[unit].setdefault(dtype, product)
+    return spec.model_copy(update={"compute": tables["matrix"], "vector": tables["vector"]})
+
+
 def load_hardware(name: str, overrides: dict | None = None) -> Hardware:
     raw, file = _raw(name)
-    data = apply_overrides(raw, overrides or {}, file)
-    if overrides:
-        node = Node(data)
-        node.file, node.line, node.key_lines = raw.file, raw.line, raw.key_lines
-        data = node
+    own = energy_figures(bottom_up(validate(HardwareSpec, raw, file), raw, file))
+    if not overrides:
+        return Hardware(Path(file).stem, file, own)
+    data = apply_overrides(raw, overrides, file)
+    node = Node(data)
+    node.file, node.line, node.key_lines = raw.file, raw.line, raw.key_lines
     try:
-        spec = validate(HardwareSpec, data, file)
+        spec = validate(HardwareSpec, node, file)
     except SpecError as exc:  # a value the user set is refused at the option that set it
         path = exc.location.path
-        if overrides and path in overrides:
+        if path in overrides:
             raise SpecError(f"--hw-set {path}={overrides[path]}: {exc.message}") from None
         raise
-    hw_id = Path(file).stem if not overrides else Path(file).stem + "*"
-    return Hardware(hw_id, file, spec)
+    # cores and the clock scale every peak: a rate set with --hw-set is the peak at the file's own cores and
+    # clock, a per-core rate set is multiplied out at the new ones
+    scale = (spec.cores / own.cores) * (spec.peak_clock_hz / own.peak_clock_hz)
+    tables = {"matrix": dict(spec.compute), "vector": dict(spec.vector)}
+    for unit, table in (("matrix", "compute"), ("vector", "vector")):
+        stated = own.compute if unit == "matrix" else own.vector
+        for dtype in set(tables[unit]) | set(stated) | {p.rpartition(".")[2] for p in overrides
+                                                         if p.startswith(f"per_core.{unit}.")}:
+            if f"per_core.{unit}.{dtype}" in overrides:
+                tables[unit][dtype] = spec.cores * spec.peak_clock_hz * overrides[f"per_core.{unit}.{dtype}"]
+            elif f"{table}.{dtype}" in overrides:
+                tables[unit][dtype] = overrides[f"{table}.{dtype}"] * scale
+            else:
+                tables[unit][dtype] = stated[dtype] * scale
+    power = spec.power
+    if power is not None and own.power is not None:  # the file's derived figures, under any set with --hw-set
+        power = power.model_copy(update={n: {**getattr(own.power, n), **getattr(power, n)}
+                                         for n in ("matrix_pj_per_flop", "vector_pj_per_flop")})
+    spec = spec.model_copy(update={"compute": tables["matrix"], "vector": tables["vector"], "power": power})
+    spec._reference.update({k: own.reference(k) for k in ("cores", "peak_hz", "sram", "l2_bytes", "l2_bandwidth")})
+    return Hardware(Path(file).stem + "*", file, spec)
 
 
 # ------------------------------------------------------------------------------------------- engine columns
@@ -144,6 +212,11 @@ COLUMN_FIELDS = {
     "sustained_clock": ("clock.sustained_hz", "clock.peak_hz", "clock_hz"),
     "attn_q": ("attention_tile.q", "matrix_tile.m"), "attn_k": ("attention_tile.k", "matrix_tile.n"),
     "attn_d": ("attention_tile.head_dim_multiple", "matrix_tile.k"),
+    # collectives of multi-device plans (collectives.py); absent links are refused by parallel.check_links before
+    # any collective is costed
+    "link_bandwidth": ("interconnect.bandwidth", None), "link_latency": ("interconnect.latency_s", None),
+    "devices_per_node": ("interconnect.devices_per_node", None),
+    "network_bandwidth": ("network.bandwidth", None), "network_latency": ("network.latency_s", None),
 }
 
 
@@ -198,7 +271,19 @@ def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = N
         path = next(p for p in paths if p is None or p in fields)
         value = 0.0 if path is None else fields[path]  # an absent optional term costs nothing
         cols[col] = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
-    cols["clock_ratio"] = cols["sustained_clock"] / cols["peak_clock"]
+    # a varied peak clock above the file's sustained one does not lift the sustained clock (it is power-bound)
+    cols["clock_ratio"] = np.minimum(cols["sustained_clock"] / cols["peak_clock"], 1.0)
+    # SRAM, L2 and power: the design point's values beside the file's own (the terms act relative to them)
+    for col, path, ref in (("sram", "on_chip.sram_per_core_bytes", "sram"),
+                           ("l2_bytes", "on_chip.l2_bytes", "l2_bytes"),
+                           ("l2_bw", "on_chip.l2_bandwidth", "l2_bandwidth")):
+        own = spec.reference(ref)
+        cols[col] = np.broadcast_to(np.asarray(fields.get(path, np.nan if own is None else own), dtype=np.float64),
+                                    (n,))
+        cols[col + "0"] = np.full(n, np.nan if own is None else own)
+    for col, path in (("static_w", "power.static_w"), ("dram_pj", "power.dram_pj_per_byte"),
+                      ("l2_pj", "power.l2_pj_per_byte"), ("tdp", "tdp_w")):
+        cols[col] = np.broadcast_to(np.asarray(fields.get(path, np.nan), dtype=np.float64), (n,))
     for klass in effs:
         path = next(p for p in efficiency_fields(klass) if p is None or p in fields)
         cols[f"eff:{klass}"] = np.broadcast_to(np.asarray(1.0 if path is None else fields[path], dtype=np.float64),
@@ -211,8 +296,53 @@ def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = N
             have = ", ".join(sorted(spec.compute)) or "none"
             raise SpecError(f"hardware '{spec.name}' has no matrix-unit rate for {dtype} (has: {have}); "
                             f"run with --set dtype=... or give one with --hw-set compute.{dtype}=...")
-        cols[f"peak:{unit}:{dtype}"] = np.broadcast_to(np.asarray(fields[path], dtype=np.float64), (n,))
+        cols[f"peak:{unit}:{dtype}"] = _scaled_peak(spec, fields, varied, path, n)
+        table = "matrix" if path.startswith("compute.") else "vector"  # the unit the rate comes from
+        pj = energy_field(fields, spec.dtype_substitutes, table, path.partition(".")[2])
+        value = fields[pj] if pj else np.nan
+        cols[f"pj:{unit}:{dtype}"] = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
     return cols
+
+
+def _scaled_peak(spec: HardwareSpec, fields: dict, varied: dict, path: str, n: int) -> np.ndarray:
+    """A peak at each design point: cores x clock.peak_hz x FLOP per clock per core. A varied per-core rate
+    multiplies out; a rate from the file (or varied) is the peak at the spec's own cores and clock, scaled."""
+    table, _, dtype = path.partition(".")
+    per = f"per_core.{'matrix' if table == 'compute' else 'vector'}.{dtype}"
+    cores, clock = fields["cores"], fields.get("clock.peak_hz", fields.get("clock_hz"))
+    if per in varied:
+        value = np.asarray(varied[per]) * cores * clock
+    else:
+        value = np.asarray(fields[path]) * (np.asarray(cores) / spec.cores) * (np.asarray(clock) / spec.peak_clock_hz)
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
+
+
+def energy_field(fields, substitutes: dict, unit: str, dtype: str) -> str | None:
+    """The energy-per-FLOP field for `unit` and `dtype` (the rate's unit: `rate_field`), or None where the file
+    has no power model: the dtype's own figure, else its substitute's, else the vector unit's fp32 figure (a
+    true-fp32 GEMM runs on the vector unit; vector ops on a type without a rate run upcast)."""
+    table = "power.matrix_pj_per_flop" if unit == "matrix" else "power.vector_pj_per_flop"
+    for d in (dtype, substitutes.get(dtype)):
+        if d is not None and f"{table}.{d}" in fields:
+            return f"{table}.{d}"
+    return "power.vector_pj_per_flop.fp32" if "power.vector_pj_per_flop.fp32" in fields else None
+
+
+def energy_figures(spec: HardwareSpec) -> HardwareSpec:
+    """The spec with an energy per FLOP for every dtype it has a rate for. A dtype without its own figure takes
+    a listed one's scaled by the ratio of their peaks: the datasheet quotes every peak at the same board power
+    (fp8 at twice bf16's rate costs half the energy per FLOP). Derived once from the file's own peaks, so a
+    varied or overridden peak is more FLOP/s at the same energy per FLOP."""
+    power = spec.power
+    if power is None:
+        return spec
+    update = {}
+    for name, rates in (("matrix_pj_per_flop", spec.compute), ("vector_pj_per_flop", spec.vector)):
+        listed = getattr(power, name)
+        ref = next((d for d in listed if d in rates), None)
+        if ref is not None:
+            update[name] = {**{d: listed[ref] * rates[ref] / r for d, r in rates.items()}, **listed}
+    return spec.model_copy(update={"power": power.model_copy(update=update)}) if update else spec
 
 
 def columns(specs: list[HardwareSpec], peaks: list[tuple], effs: list | tuple = ()) -> dict:

@@ -19,6 +19,7 @@ from .dtypes import BYTES
 from .engine import KernelTable
 from .graph import Model
 from .ops import CATEGORIES, UNITS, numel
+from .quantisation import check_device
 from .stacks import Stack
 
 MATH = "math"
@@ -79,7 +80,8 @@ def device_backends(spec) -> dict:
 
 def attention_backend(stack: Stack, spec, dtype: str, head_dim: int, requested: str) -> str:
     """The back-end the stack's selector picks for one attention op: the first of its rules that accepts the
-    op's dtype and head dim and that the device runs; `math` (the materialised score matrix) otherwise."""
+    op's dtype and head dim and that the device runs and whose smallest blocks fit the SRAM per core; `math`
+    (the materialised score matrix) otherwise."""
     if requested == MATH:
         return MATH
     if requested != "flash":  # a back-end named explicitly (a kernel measurement of that back-end)
@@ -94,9 +96,22 @@ def attention_backend(stack: Stack, spec, dtype: str, head_dim: int, requested: 
             continue
         if rule.name == MATH:
             return MATH
-        if rule.name in available:
+        if rule.name in available and flash_fits(spec, head_dim):
             return rule.name
     return MATH
+
+
+def flash_fits(spec, head_dim: int) -> bool:
+    """Whether fused attention's smallest blocks (one MMA instruction's rows of queries, keys and values) fit the
+    SRAM per core, in the engine's footprint model and relative to the file's own SRAM (`engine.sram_scale`)."""
+    from .engine import OPERAND_BYTES
+    tile, mt = spec.attention_tile, spec.matrix_tile
+    q, k, multiple = (tile.q, tile.k, tile.head_dim_multiple) if tile else (mt.m, mt.n, mt.k)
+    small = (spec.min_tile or mt).m
+    d = -(-head_dim // multiple) * multiple
+    need = (q + 2 * k) * d * OPERAND_BYTES
+    budget = spec.on_chip.sram_per_core_bytes * max(1.0, need / max(spec.reference("sram"), 1.0))
+    return 3 * small * d * OPERAND_BYTES <= budget
 
 
 def kernel_class(k, category: str, backend: str | None, kind: str = "", dtype: str = "") -> str:
@@ -118,6 +133,7 @@ class KernelRows:
 
     def __init__(self):
         self.rows, self.peaks, self.classes, self.backends = [], {}, {}, {}
+        self.blocks = []  # rows added as arrays (an op's kernels at every iteration), before `rows`, in order
 
     def add(self, oid, si, cat, k_unit, dtype, klass, backend, flops, nbytes, gemm, launches, count, host):
         rate_unit = "vector" if k_unit == "none" else ("matrix" if k_unit == "attention" else k_unit)
@@ -127,9 +143,26 @@ class KernelRows:
         self.rows.append((oid, si, cat, UNITS.index(k_unit), p, e, b, flops, max(nbytes, 0.0), *gemm, launches,
                           count, host))
 
+    def add_block(self, rows: np.ndarray) -> None:
+        if self.rows:
+            self.blocks.append(np.array(self.rows, dtype=np.float64).reshape(-1, 16))
+            self.rows = []
+        self.blocks.append(rows)
 
-def lower(model: Model, stack: Stack, spec) -> KernelTable:
-    """The model's kernels as run by `stack` on the device described by `spec` (a HardwareSpec)."""
+    def all_rows(self):
+        """Every row in the order added: the list, or one array where blocks were added."""
+        if not self.blocks:
+            return self.rows
+        return np.concatenate(self.blocks + [np.array(self.rows, dtype=np.float64).reshape(-1, 16)])
+
+
+def lower(model: Model, stack: Stack, spec, per_iteration: bool = False, plan=None) -> KernelTable:
+    """The model's kernels as run by `stack` on the device described by `spec` (a HardwareSpec).
+
+    An op that varies with its stage's iteration variable has kernels at every iteration: as arrays where they
+    are affine in the iteration (`_affine_rows`), else (or with `per_iteration`) lowered one iteration at a time.
+    """
+    check_device(model.precision, spec)  # fp4 only on a device with an fp4 rate
     st = stack.spec
     ops, out = [], KernelRows()
     stage_meta = []
@@ -139,13 +172,87 @@ def lower(model: Model, stack: Stack, spec) -> KernelTable:
         for op in stage.ops:
             oid = len(ops)
             ops.append((si, op))
-            runs = ([(res, op.count) for res in op.per_iteration] if op.per_iteration
-                    else [(op.result, op.count * stage.repeat)])
-            for res, count in runs:
-                lower_op(out, oid, si, op.kind, op.category, op.dtype, res, count, stack, spec, model.attention,
+
+            def lower_at(rows, res, count, si=si, stage=stage, op=op, oid=oid):
+                lower_op(rows, oid, si, op.kind, op.category, op.dtype, res, count, stack, spec, model.attention,
                          saved_read.get(op.index), saved_write.get(op.index),
                          _in_bytes(stage, op) if op.category == "conv" and op.inputs else 0)
-    return KernelTable.from_rows(ops, out.rows, out.peaks, out.classes, out.backends, stage_meta, st.launch)
+            if not op.per_iteration:
+                lower_at(out, op.result, op.count * stage.repeat)
+                continue
+            block = None if per_iteration else _affine_rows(out, op, lower_at)
+            if block is not None:
+                out.add_block(block)
+                continue
+            for res in op.per_iteration:
+                lower_at(out, res, op.count)
+    table = with_reuse(KernelTable.from_rows(ops, out.all_rows(), out.peaks, out.classes, out.backends, stage_meta,
+                                             st.launch), model)
+    if plan is None or plan.devices == 1:
+        return table
+    # a multi-device plan (parallel.Plan): one device's share of every kernel, plus the collectives
+    from .parallel import rewrite
+    return rewrite(table, model, plan, st.comm_overlap)
+
+
+# Iterations at which an op's kernel rows are read before they are taken as affine in the iteration: the first
+# three and the last three (a threshold crossed between them, such as the stack's extra softmax pass over long
+# rows, adds a positive amount to every later iteration, so it shows at the last ones) and evenly between (a
+# kink or a curve, such as a product of two growing lengths, shows there). Shorter stages are lowered iteration
+# by iteration, which costs as little. A term periodic in the step (a length rounded up to a tile) could match
+# the samples and not the steps between: the op formulas that round (convolution and pooling windows, rows per
+# expert) round spatial or token counts, which a KV cache does not grow, and the rounding of a cache length to
+# tiles and split-KV is the engine's, which costs every step's row on its own.
+AFFINE_SAMPLES = 10
+
+
+def _affine_rows(out: KernelRows, op, lower_at) -> np.ndarray | None:
+    """The kernel rows of `op` at every iteration of its stage, as an array, when they are affine in the
+    iteration; None otherwise.
+
+    Decode attention over a KV cache one entry longer per step has FLOPs, bytes and GEMM shape affine in the
+    step, and everything the mapping decides (back-end, efficiency class, launches, host cost) the same at every
+    step. The rows are lowered at the sampled iterations and must match base + step x slope there to 1e-12,
+    with every column that is not a number of FLOPs, bytes or a GEMM dimension the same; each iteration's rows
+    then follow in order, as `lower_op` would write them. A kernel the same at every iteration (the cache
+    append) is written once with its runs summed, at the first iteration's place: `compact` would merge the
+    copies there anyway, and sums over kernels do not depend on how runs are split into rows.
+    """
+    n = len(op.per_iteration)
+    if n < 2 * AFFINE_SAMPLES:
+        return None
+    inner = AFFINE_SAMPLES - 6
+    samples = sorted({0, 1, 2, n - 3, n - 2, n - 1} | {3 + (n - 6) * (i + 1) // (inner + 1) for i in range(inner)})
+    marks = (len(out.peaks), len(out.classes), len(out.backends))
+    blocks = []
+    for t in samples:
+        rows = KernelRows()
+        rows.peaks, rows.classes, rows.backends = out.peaks, out.classes, out.backends
+        lower_at(rows, op.per_iteration[t], op.count)
+        blocks.append(np.array(rows.rows, dtype=np.float64).reshape(-1, 16))
+    ok = all(b.shape == blocks[0].shape for b in blocks)
+    if ok:
+        blocks = np.stack(blocks)  # [samples, rows, columns]
+        base, slope = blocks[0], blocks[1] - blocks[0]
+        fixed = np.r_[0:7, 13:16]  # op, stage, category, unit, peak, class, back-end; launches, runs, host cost
+        steps = np.array(samples, dtype=np.float64)[:, None, None]
+        ok = not slope[:, fixed].any() and bool(
+            (np.abs(blocks - (base + steps * slope)) <= 1e-12 * np.abs(blocks)).all())
+    if not ok:  # forget what the samples added to the lookup lists: the iterations are lowered one by one
+        for table, mark in zip((out.peaks, out.classes, out.backends), marks):
+            for key in list(table)[mark:]:
+                del table[key]
+        return None
+    constant = ~slope.any(axis=1)
+    first = base.copy()
+    first[constant, 14] *= n
+    growing = base[~constant]
+    rest = np.empty((n - 1, len(growing), 16))
+    rest[:] = growing
+    steps = np.arange(1, n, dtype=np.float64)[:, None]
+    for c in np.flatnonzero(slope.any(axis=0)):  # FLOPs, bytes and GEMM dimensions that grow
+        rest[:, :, c] += steps * slope[~constant, c]
+    return np.concatenate([first, rest.reshape(-1, 16)])
 
 
 def lower_op(out: KernelRows, oid: int, si: int, kind: str, category: str, dtype: str, res, count: float,
@@ -176,8 +283,14 @@ def lower_op(out: KernelRows, oid: int, si: int, kind: str, category: str, dtype
         # once and read by the reduction and by the fused PV
         qk, sm, pv = kernels
         kernels = [qk, replace(sm, bytes=sm.bytes / 2.0), pv]
-    last = len(kernels) - 1
     folded = saved_read is not None
+    classes = None
+    chain = st.decompose.get(kind)
+    if chain and not folded and len(kernels) == 1 and kernels[0].unit == "vector":
+        kernels, classes = _framework_chain(kernels[0], chain, numel(res.outputs[0]), dtype)
+    last = len(kernels) - 1
+    while last > 0 and not kernels[last].launches:  # work inside the kernel before it (a weight-only GEMM's
+        last -= 1                                   # dequantisation) writes nothing of the op's output
     for i, k in enumerate(kernels):
         nbytes, launches = k.bytes, k.launches
         if folded:
@@ -187,10 +300,16 @@ def lower_op(out: KernelRows, oid: int, si: int, kind: str, category: str, dtype
         if st.softmax and k.unit == "vector" and k.row > st.softmax.long_row and (
                 kind == "softmax" or k.suffix == ".softmax"):
             nbytes += (st.softmax.reads - 1.0) * k.bytes / 2.0  # the input re-read; the output written once
-        cost = 0.0 if folded else (host.op_s if i == 0 else host.kernel_s)
+        if folded or not k.launches:  # folded into its producer, or work inside another kernel of the op
+            cost = 0.0
+        elif i == 0:
+            cost = host.op_s
+        else:  # a further framework call from Python (dispatch + launch) or a further kernel of one call
+            cost = host.view_s + host.kernel_s if classes else host.kernel_s
         unit = "attention" if k.fused_attention else k.unit
+        klass = classes[i] if classes else kernel_class(k, category, backend, kind, rate_dtype)
         out.add(oid, si, cat, unit, rate_dtype if k.unit == "matrix" else dtype,
-                kernel_class(k, category, backend, kind, rate_dtype), backend, k.flops, nbytes, k.gemm, launches, count, cost)
+                klass, backend, k.flops, nbytes, k.gemm, launches, count, cost)
     if category == "conv" and st.conv_layout == "nchw" and spec.conv_layout == "nhwc":
         # the device's tensor-core convolutions are NHWC: an NCHW input is transposed in and the output
         # transposed back, each a read and a write of the tensor
@@ -200,22 +319,64 @@ def lower_op(out: KernelRows, oid: int, si: int, kind: str, category: str, dtype
                     host.kernel_s)
 
 
+def _framework_chain(k, chain, elements: int, dtype: str):
+    """One vector kernel as the framework's chain of kernels (the stack's `decompose`): each reads and writes
+    the op's elements in the dtypes it names (eager RMSNorm upcasts to fp32 and back). The op's FLOPs are
+    spread over the chain; the row length goes to its reductions."""
+    size = {"op": BYTES[dtype], "none": 0}
+    kernels, classes = [], []
+    for i, step in enumerate(chain):
+        per = sum(size.get(d, BYTES.get(d, 0)) for d in step.read) + size.get(step.write, BYTES.get(step.write, 0))
+        kernels.append(replace(k, suffix=f"{k.suffix}.{i}", flops=k.flops / len(chain), bytes=float(per * elements),
+                               row=k.row if step.reduce else 0))
+        classes.append("reduction" if step.reduce else "vector")
+    return kernels, classes
+
+
 def _in_bytes(stage, op) -> int:
     t = stage.tensors[op.inputs[0]]
     return numel(t.shape) * BYTES[t.dtype]
 
 
-def compact(table: KernelTable, rows: bool = False):
+# Odd 64-bit multipliers, one per feature column, for `unique_rows`'s hash (any fixed odd values serve: a
+# collision only sends the rows to numpy's exact route)
+_HASH = np.random.default_rng(2024).integers(0, 2**62, 64, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+
+
+def unique_rows(features: np.ndarray):
+    """`np.unique(features, axis=0, return_index=True, return_inverse=True)` with the groups in the order of a
+    64-bit hash of each row, not of the rows themselves: a sort of one column instead of whole rows, which a
+    long decode (a kernel per step) makes the slowest part of a run. Equal rows hash equal, so a row alone with
+    its hash is distinct; rows sharing one are checked equal to their group's first, and a collision takes
+    numpy's row sort."""
+    if features.shape[1] > len(_HASH):
+        return np.unique(features, axis=0, return_index=True, return_inverse=True)
+    bits = np.ascontiguousarray(features + 0.0).view(np.uint64)  # + 0.0: -0.0 and 0.0 are the same value
+    key = (bits * _HASH[:bits.shape[1]]).sum(axis=1)  # modulo 2^64
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    distinct = features[first]
+    shared = np.bincount(inverse)[inverse] > 1
+    if (distinct[inverse[shared]] == features[shared]).all():
+        return distinct, first, inverse
+    return np.unique(features, axis=0, return_index=True, return_inverse=True)
+
+
+def compact(table: KernelTable, rows: bool = False, reuse: bool = True):
     """Merge kernels that are identical in cost and grouping (stage, category), summing their counts, in the
     order of their first appearance (the host model reads the order).
 
     A UNet repeats the same layer shapes many times; a sweep evaluates each distinct kernel once. The op
     mapping is dropped (op = -1): per-op results need the full table. With `rows`, also the index in `table` of
-    each distinct kernel's first run (its times are that row's times).
+    each distinct kernel's first run (its times are that row's times). Without `reuse` the liveness walk's
+    re-reads are dropped, so kernels that differ only in them merge (a sweep that keeps the file's L2 needs
+    none: the L2 term is then zero).
     """
+    reuse = reuse and table.reread is not None
     features = np.column_stack([table.stage, table.category, table.unit, table.peak, table.eff, table.backend,
-                                table.flops, table.bytes, table.gemm, table.launches, table.host])
-    distinct, first, inverse = np.unique(features, axis=0, return_index=True, return_inverse=True)
+                                table.flops, table.bytes, table.gemm, table.launches, table.host,
+                                *((table.reread, table.reuse) if reuse else ())])
+    distinct, first, inverse = unique_rows(features)
     inverse = inverse.ravel()
     count = np.bincount(inverse, weights=table.count, minlength=len(distinct))
     order = np.argsort(first, kind="stable")
@@ -224,5 +385,51 @@ def compact(table: KernelTable, rows: bool = False):
     out = KernelTable([], np.full(len(distinct), -1), ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3],
                        table.peaks, ints[:, 4], table.effs, ints[:, 5], table.backends, distinct[:, 6],
                        distinct[:, 7], distinct[:, 8:12], distinct[:, 12], count, distinct[:, 13],
-                       table.stage_repeat, table.stage_step_s, table.stage_sync, table.launch)
+                       table.stage_repeat, table.stage_step_s, table.stage_sync, table.launch,
+                       comm_overlap=table.comm_overlap, sharding=table.sharding)
+    if reuse:  # part of the features: merged kernels share them
+        out.reread, out.reuse = table.reread[first[order]], table.reuse[first[order]]
     return (out, first[order]) if rows else out
+
+
+# Re-read slots per kernel: an op reading more distinct earlier tensors than this has the rest merged into the
+# last slot at the largest reuse distance (attention's q, k and v are the most any op reads)
+REUSE_SLOTS = 3
+
+
+def with_reuse(table: KernelTable, model: Model) -> KernelTable:
+    """The table with its liveness walk: per kernel, the bytes its op re-reads of tensors an earlier op of the
+    stage touched, and for each the bytes touched since that last use (the tensor itself included).
+
+    A re-read is resident in an L2 that holds its reuse distance (the engine's `l2_correction`). The walk is over
+    one instance of each op in program order; the re-reads go to the op's first kernel (the one that reads the
+    inputs) and never exceed its bytes. An op folded into its producer reads nothing from memory; ops lowered per
+    iteration and reuse across a stage's repeats are left out (no residency: the conservative side).
+    """
+    rows_of = {}
+    for r, oid in enumerate(table.op):
+        rows_of.setdefault(int(oid), []).append(r)
+    reread = np.zeros((len(table), REUSE_SLOTS))
+    reuse = np.full((len(table), REUSE_SLOTS), np.inf)
+    touched, last, stage_of = 0.0, {}, None
+    for oid, (si, op) in enumerate(table.ops):
+        if si != stage_of:
+            touched, last, stage_of = 0.0, {}, si
+        stage, rows = model.stages[si], rows_of.get(oid, [])
+        names = list(dict.fromkeys(stage.tensors[t].storage for t in op.inputs))
+        sizes = {n: numel(stage.tensors[n].shape) * BYTES[stage.tensors[n].dtype] for n in names}
+        if rows and not op.per_iteration and table.launches[rows[0]] > 0:
+            reads = sorted((touched - last[n] + sizes[n], sizes[n]) for n in names if n in last)
+            if len(reads) > REUSE_SLOTS:
+                reads = reads[:REUSE_SLOTS - 1] + [(reads[-1][0], sum(b for _, b in reads[REUSE_SLOTS - 1:]))]
+            room = table.bytes[rows[0]]
+            for j, (distance, nbytes) in enumerate(reads):
+                reread[rows[0], j] = min(nbytes, room)
+                reuse[rows[0], j] = distance
+                room -= reread[rows[0], j]
+        if not op.per_iteration:
+            touched += float(table.bytes[rows].sum()) if rows else 0.0
+        for t in (*op.inputs, *op.outputs):
+            last[stage.tensors[t].storage] = touched
+    table.reread, table.reuse = reread, reuse
+    return table

@@ -84,10 +84,11 @@ def items_per_second(family: str, params: dict, time_s):
     return items(family, params)[1] / time_s
 
 
-def per_watt(rate, tdp_w):
-    """A rate per watt of board power (TDP), for one device or an array of design points."""
+def per_joule(count, energy_j):
+    """Images, videos or tokens per joule: one run's `count` of them over its energy (a number, or an array with
+    one energy per design point)."""
     import numpy as np
-    return rate / np.asarray(tdp_w, dtype=np.float64)
+    return count / np.asarray(energy_j, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------------- devices

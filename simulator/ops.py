@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .dtypes import BYTES
+from .quantisation import dequant_flops
 
 CATEGORIES = ("conv", "linear", "attention", "norm", "elementwise", "other")
-UNITS = ("none", "matrix", "vector", "attention")  # attention: a fused attention kernel on the matrix unit
+UNITS = ("none", "matrix", "vector", "attention", "comm")  # attention: a fused attention kernel on the matrix unit;
+# comm: a collective between devices, added by the mapping layer for multi-device plans (parallel.py)
+COMM = "comm"  # the category of collectives: after CATEGORIES in groupings, present only when a plan adds them
 REQUIRED = object()
 
 
@@ -60,6 +63,7 @@ class OpCall:
     attrs: dict             # evaluated attributes
     dtype: str              # output / compute dtype
     attention: str = "flash"
+    weight_dtype: str | None = None  # stored weights of a `precision="weight"` op (quantisation.py); None: dtype
 
     def nbytes(self, shape, dtype=None) -> int:
         return numel(shape) * BYTES[dtype or self.dtype]
@@ -71,6 +75,17 @@ class OpCall:
     def dbytes(self) -> int:
         return BYTES[self.dtype]
 
+    @property
+    def wbytes(self) -> float:
+        """Bytes per stored weight element (half a byte for 4-bit weights)."""
+        return BYTES[self.weight_dtype or self.dtype]
+
+    def dequant(self, gemm: tuple) -> list:
+        """The vector work of dequantising a weight-only GEMM's weights inside its main loop (quantisation.py):
+        no launch and no bytes of its own; nothing when the weights are stored in the compute dtype."""
+        flops = dequant_flops(self.weight_dtype or self.dtype, self.dtype, gemm)
+        return [Kernel(".dequant", "vector", flops, 0.0, launches=0)] if flops else []
+
 
 @dataclass
 class OpResult:
@@ -79,6 +94,7 @@ class OpResult:
     params: int = 0                     # learned parameters owned by the op
     workspace: int = 0                  # transient bytes live only while the op runs
     state: int = 0                      # persistent bytes (KV cache) after the op
+    state_tokens: int = 0               # positions the persistent state holds (a KV cache's length)
     # other ways to run the same op, by name (attention: "fused" and "math"); the mapping layer picks one
     variants: dict = field(default_factory=dict)
 
@@ -90,16 +106,18 @@ class OpDef:
     fn: Callable
     attrs: dict
     inputs: tuple      # (min, max) number of inputs; max None = any
+    precision: str | None = None  # what the op stores, for quantisation.py: "weight" (weights) or "kv" (KV cache)
 
 
 OPS: dict[str, OpDef] = {}
 
 
-def op(*kinds, category: str, inputs=(1, 1), **attrs):
-    """Register `fn` for each kind. An op that runs no kernel and has inputs is a view of its first input."""
+def op(*kinds, category: str, inputs=(1, 1), precision: str | None = None, **attrs):
+    """Register `fn` for each kind. An op that runs no kernel and has inputs is a view of its first input.
+    `precision` names what it stores ("weight" or "kv"), whose dtype the quantisation options set."""
     def register(fn):
         for kind in kinds:
-            OPS[kind] = OpDef(kind, category, fn, attrs, inputs)
+            OPS[kind] = OpDef(kind, category, fn, attrs, inputs, precision)
         return fn
     return register
 
@@ -149,7 +167,8 @@ def _broadcast(shapes):
 
 # ---------------------------------------------------------------------------------------------- matrix unit
 
-@op("linear", category="linear", out_features=Attr("int"), in_features=Attr("int", None), bias=Attr("bool", True))
+@op("linear", category="linear", precision="weight", out_features=Attr("int"), in_features=Attr("int", None),
+    bias=Attr("bool", True))
 def linear(c: OpCall) -> OpResult:
     x = c.shapes[0]
     k, n = x[-1], c.attrs["out_features"]
@@ -158,8 +177,8 @@ def linear(c: OpCall) -> OpResult:
     m = numel(x[:-1])
     out = x[:-1] + (n,)
     params = k * n + (n if c.attrs["bias"] else 0)
-    nbytes = c.in_bytes(0) + params * c.dbytes + c.nbytes(out)
-    return OpResult([out], [_gemm("", 1, m, n, k, nbytes)], params=params)
+    nbytes = c.in_bytes(0) + params * c.wbytes + c.nbytes(out)
+    return OpResult([out], [_gemm("", 1, m, n, k, nbytes)] + c.dequant((1, m, n, k)), params=params)
 
 
 @op("matmul", category="linear", inputs=(2, 2), transpose_b=Attr("bool", False))
@@ -177,7 +196,43 @@ def matmul(c: OpCall) -> OpResult:
     return OpResult([out], [_gemm("", numel(batch), m, n, k, nbytes)])
 
 
-@op("conv1d", "conv2d", "conv3d", category="conv",
+def experts_touched(experts: int, top_k: int, tokens: int) -> float:
+    """Expected number of distinct experts that T tokens, each routed to top_k of `experts` uniformly, reach:
+    E * (1 - (1 - k/E)^T). One decode token touches k experts; a long prefill touches all of them."""
+    return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+
+
+@op("moe_linear", category="linear", precision="weight", experts=Attr("int"), top_k=Attr("int"),
+    out_features=Attr("int"), routed=Attr("bool", False), bias=Attr("bool", False))
+def moe_linear(c: OpCall) -> OpResult:
+    """One projection of a mixture-of-experts FFN: `experts` weight matrices, every token's row multiplied by the
+    top_k its router picked. Input [..., d] tokens (routed: false; each token is gathered into top_k rows) or
+    [..., top_k, d] rows already routed; output [..., top_k, out_features].
+
+    Routing is taken as uniform (the load-balancing loss of Switch / Mixtral training aims at it): each touched
+    expert runs one GEMM over T*k / touched rows, and only the touched experts' weights are read.
+    """
+    x = c.shapes[0]
+    e, k, n = c.attrs["experts"], c.attrs["top_k"], c.attrs["out_features"]
+    if not 1 <= k <= e:
+        raise OpError(f"top_k {k} must be between 1 and experts = {e}", "top_k")
+    if c.attrs["routed"]:
+        if len(x) < 2 or x[-2] != k:
+            raise OpError(f"routed input must be [..., top_k = {k}, features], got {list(x)}", "in")
+        tokens, out = numel(x[:-2]), x[:-1] + (n,)
+    else:
+        tokens, out = numel(x[:-1]), x[:-1] + (k, n)
+    d, rows = x[-1], numel(x[:-1]) * (1 if c.attrs["routed"] else k)
+    per_expert = d * n + (n if c.attrs["bias"] else 0)
+    touched = experts_touched(e, k, tokens)
+    # gather reads each routed row once; weights of the touched experts once; routed rows written once
+    nbytes = rows * d * BYTES[c.in_dtypes[0]] + touched * per_expert * c.wbytes + c.nbytes(out)
+    gemm = (max(1, round(touched)), math.ceil(rows / touched), n, d)
+    return OpResult([out], [_gemm("", *gemm, nbytes, flops=2.0 * rows * n * d)] + c.dequant(gemm),
+                    params=e * per_expert)
+
+
+@op("conv1d", "conv2d", "conv3d", category="conv", precision="weight",
     out_channels=Attr("int"), kernel=Attr("ints"), stride=Attr("ints", 1), padding=Attr("ints", 0),
     dilation=Attr("ints", 1), groups=Attr("int", 1), bias=Attr("bool", True), transposed=Attr("bool", False),
     output_padding=Attr("ints", 0))
@@ -205,9 +260,10 @@ def conv(c: OpCall) -> OpResult:
     # torch.utils.flop_counter counts transposed convolutions over the input positions, others over the output.
     positions = batch * numel(spatial if a["transposed"] else out_sp)
     flops = 2.0 * positions * cout * (cin // g) * taps
-    nbytes = c.in_bytes(0) + params * c.dbytes + c.nbytes(out)
+    nbytes = c.in_bytes(0) + params * c.wbytes + c.nbytes(out)
     # implicit GEMM: one GEMM per group, M = output positions, N = out channels, K = in channels x taps
-    return OpResult([out], [_gemm("", g, positions, cout // g, cin // g * taps, nbytes, flops)], params=params)
+    gemm = (g, positions, cout // g, cin // g * taps)
+    return OpResult([out], [_gemm("", *gemm, nbytes, flops)] + c.dequant(gemm), params=params)
 
 
 def _causal_pairs(lq: int, lk: int) -> int:
@@ -348,13 +404,14 @@ def _as_list(v):
 
 # ---------------------------------------------------------------------------------------------- data movement
 
-@op("embedding", category="other", num_embeddings=Attr("int"), dim=Attr("int"))
+@op("embedding", category="other", precision="weight", num_embeddings=Attr("int"), dim=Attr("int"))
 def embedding(c: OpCall) -> OpResult:
-    """Table lookup: reads only the gathered rows, but owns the whole table as parameters."""
+    """Table lookup: reads only the gathered rows (at the table's stored size; converting a quantised row is
+    left out, a few operations per gathered element), but owns the whole table as parameters."""
     idx = c.shapes[0]
     out = tuple(idx) + (c.attrs["dim"],)
     params = c.attrs["num_embeddings"] * c.attrs["dim"]
-    return OpResult([out], [_copy("", c.in_bytes(0) + 2 * c.nbytes(out))], params=params)
+    return OpResult([out], [_copy("", c.in_bytes(0) + numel(out) * c.wbytes + c.nbytes(out))], params=params)
 
 
 @op("parameter", category="other", inputs=(0, 0), shape=Attr("exprs"), learned=Attr("bool", True))
@@ -466,15 +523,17 @@ def identity(c: OpCall) -> OpResult:
     return OpResult([c.shapes[0]])
 
 
-@op("kv_cache", category="other", length=Attr("int"), axis=Attr("int", 1))
+@op("kv_cache", category="other", precision="kv", length=Attr("int"), axis=Attr("int", 1))
 def kv_cache(c: OpCall) -> OpResult:
     """Append new keys/values to a persistent cache; output is the whole cache [.., length, ..] for attention.
 
-    Costs the append (read new, write new); the attention that consumes the output pays for reading the cache.
+    Costs the append (read new, write new in the cache's dtype, `kv_dtype`); the attention that consumes the
+    output pays for reading the cache.
     """
     x = c.shapes[0]
     axis = _axis(c.attrs["axis"], len(x))
     if c.attrs["length"] < x[axis]:
         raise OpError(f"cache length {c.attrs['length']} is shorter than the {x[axis]} new entries", "length")
     out = tuple(c.attrs["length"] if i == axis else d for i, d in enumerate(x))
-    return OpResult([out], [_copy("", 2 * c.in_bytes(0))], state=c.nbytes(out))
+    return OpResult([out], [_copy("", c.in_bytes(0) + c.nbytes(x))], state=c.nbytes(out),
+                    state_tokens=c.attrs["length"])

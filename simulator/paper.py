@@ -28,6 +28,8 @@ STUDY_MODELS = {
 SCALING_MODEL, SCALING_SIDES = "sd15", (256, 384, 512, 768, 1024)
 FRAME_MODELS, FRAME_COUNTS = ("modelscope-t2v", "make-a-video"), (8, 16, 32)
 TOLERANCE = 0.10  # absolute tolerance on a share (10 percentage points) for "up to X %" claims
+# "Beyond the study": the same questions asked of the 2025 generation models (issue 13), those that are built in
+BEYOND_MODELS = ("wan21-1.3b", "wan21-14b", "ltx-video", "mochi-1", "hunyuanvideo", "sd35-large", "qwen-image")
 # The study profiled each model's original PyTorch implementation in eager mode on an A100, first with its own
 # attention (the materialised score matrix), then with Flash Attention (Golden et al. 2024, Sec. III).
 STUDY_STACK = "eager"
@@ -43,6 +45,7 @@ class Characterisation:
     results: dict = field(default_factory=dict)     # (model, attention) -> Result
     scaling: dict = field(default_factory=dict)     # (side, attention) -> Result
     frames: dict = field(default_factory=dict)      # (model, frames) -> Result (flash)
+    beyond: dict = field(default_factory=dict)      # (2025 model, attention) -> Result
 
     def family_of(self, model: str) -> str:
         return next(f for f, ms in self.models.items() if model in ms)
@@ -76,6 +79,11 @@ def characterise(hardware: str = "a100", hw_overrides: dict | None = None, terms
         if any(model in ids for ids in models.values()):
             for n in counts:
                 ch.frames[(model, n)] = run(model, hardware, {"frames": n}, hw_overrides, "flash", terms)
+    from .library import builtin_ids
+    shipped = set(builtin_ids("models"))
+    for model in (m for m in BEYOND_MODELS if m in shipped):
+        for attention in ("math", "flash"):
+            ch.beyond[(model, attention)] = run(model, hardware, None, hw_overrides, attention, terms)
     return ch
 
 
@@ -295,6 +303,84 @@ def temporal_attention_share(ch: Characterisation) -> Finding:
         f"near the matrix-unit peak.", {"per_model": shares})
 
 
+# ---------------------------------------------------------------------------------------- beyond the study
+
+def beyond_the_study(ch: Characterisation) -> list[dict]:
+    """The study's characterisation applied to the 2025 models (`ch.beyond`): per model, the share of time in
+    each operator category (with Flash Attention), the end-to-end gain from Flash Attention, the sequence
+    lengths of the denoiser's own attention (and how far they vary within one pass), attention time by role
+    (full 3-D, joint, spatial, temporal, cross) and where the denoiser's arithmetic intensity sits between the
+    LLM's prefill and decode."""
+    llm_id = (ch.models.get("llm") or [None])[0]
+    llm = ch.results.get((llm_id, "flash"))
+    ref = {p["stage"]: p["intensity"] for p in stage_points(llm)} if llm is not None else {}
+    rows = []
+    for model in dict.fromkeys(m for m, _ in ch.beyond):
+        math_r, flash_r = ch.beyond[(model, "math")], ch.beyond[(model, "flash")]
+        own: dict = {}  # role -> query lengths of the denoiser's own (not cross) attention layers
+        for r in attention_layers(flash_r, "denoiser"):
+            if r["role"] != "cross":
+                own.setdefault(r["role"] or "self", []).append(r["q_len"])
+        text = [r["kv_len"] for r in attention_layers(flash_r, "denoiser") if r["role"] == "cross"]
+        split = role_split(flash_r)
+        attn_time = sum(v["time_s"] for v in split.values())
+        den = next(p for p in stage_points(flash_r) if p["stage"] == "denoiser")
+        dtype = flash_r.model.params.get("dtype", "bf16")
+        like = None
+        if {"prefill", "decode"} <= set(ref):
+            nearer_prefill = abs(math.log(den["intensity"] / ref["prefill"])) < \
+                abs(math.log(den["intensity"] / ref["decode"]))
+            like = "prefill-like" if nearer_prefill else "decode-like"
+        rows.append({
+            "model": model, "family": flash_r.model.family, "params": dict(flash_r.model.params),
+            "time_s": flash_r.time_s, "math_time_s": math_r.time_s, "flash_gain": math_r.time_s / flash_r.time_s,
+            "category_shares": category_shares(flash_r),
+            "attention_tokens": {role: [min(v), max(v)] for role, v in own.items()},
+            # within one role (a UNet's self-attention across its levels; one length per role in a DiT)
+            "attention_length_variation": max((max(v) / min(v) for v in own.values()), default=None),
+            "cross_attention_tokens": max(text) if text else None,
+            "attention_role_shares": {role: share(v["time_s"], attn_time) for role, v in split.items()},
+            "denoiser_intensity": den["intensity"], "denoiser_bound": den["bound"],
+            "ridge_point": ridge_point(flash_r.hardware.spec, dtype),
+            "llm_prefill_intensity": ref.get("prefill"), "llm_decode_intensity": ref.get("decode"),
+            "resembles": like})
+    return rows
+
+
+def beyond_summary(ch: Characterisation, rows: list) -> str:
+    """Two sentences comparing the 2025 models with the study's, every number computed from `ch`."""
+    if not rows:
+        return ""
+    attn = [r["category_shares"]["attention"] for r in rows]
+    gains = [r["flash_gain"] for r in rows]
+    var = [r["attention_length_variation"] for r in rows if r["attention_length_variation"]]
+    like = [r["resembles"] for r in rows if r["resembles"]]
+    study_ttv = [category_shares(ch.results[(m, "flash")])["attention"] for m in ch.models.get("ttv", [])
+                 if (m, "flash") in ch.results]
+    study_diff = [flash_speedup(ch, m) for m in ch.models.get("diffusion-tti", []) if (m, "math") in ch.results]
+    out = (f"Across the {len(rows)} models, attention takes {100 * min(attn):.0f}-{100 * max(attn):.0f} % of "
+           f"end-to-end time with Flash Attention"
+           + (f" (the study's video models: {100 * min(study_ttv):.0f}-{100 * max(study_ttv):.0f} %)" if study_ttv
+              else "")
+           + f", and Flash Attention speeds them up {min(gains):.2f}-{max(gains):.2f}x"
+           + (f" (the study's diffusion models: {min(study_diff):.2f}-{max(study_diff):.2f}x)" if study_diff else "")
+           + ".")
+    if var:
+        roles = sorted({role for r in rows for role in r["attention_tokens"]})
+        out += (f" Their denoisers run each of their attention roles ({', '.join(roles)}) at one sequence length "
+                f"through the whole pass" if max(var) == 1.0 else
+                f" Their denoisers' own attention varies {min(var):.3g}-{max(var):.3g}x in sequence length within "
+                f"one pass and role")
+        if "seq_len_variation" in FINDINGS and ("sd15", "flash") in ch.results:
+            out += f" (the sd15 UNet: {FINDINGS['seq_len_variation'](ch).simulated_value:.3g}x between levels)"
+        out += "."
+    if like:
+        out += (f" {like.count('prefill-like')} of {len(like)} denoisers are prefill-like by arithmetic intensity "
+                f"({min(r['denoiser_intensity'] for r in rows):.0f}-{max(r['denoiser_intensity'] for r in rows):.0f}"
+                f" FLOP/B).")
+    return out
+
+
 # ------------------------------------------------------------------------------------------------- the report
 
 FIGURES = {
@@ -304,6 +390,7 @@ FIGURES = {
     "seqlen": "Attention sequence length per layer through the diffusion models",
     "scaling": f"Time by category vs image size for {SCALING_MODEL}",
     "temporal": "Spatial vs temporal attention in the video models",
+    "beyond": "Beyond the study: time by category and attention by role in the 2025 models",
 }
 
 
@@ -347,6 +434,9 @@ def make_figures(ch: Characterisation, out_dir) -> dict:
         if "temporal" in split and "spatial" in split:
             frames.setdefault(m, []).append((n, split))
     paths["temporal"] = plots.save_both(plots.figure_temporal(splits, frames), out_dir / "temporal")
+    rows = beyond_the_study(ch)
+    if rows:
+        paths["beyond"] = plots.save_both(plots.figure_beyond(rows), out_dir / "beyond")
     return paths
 
 
@@ -399,6 +489,24 @@ def report_markdown(ch: Characterisation, found: list, figures: dict, created: s
             workload = ", ".join(f"{k}={v}" for k, v in rf.model.params.items())
             lines.append(f"| {m} | {family} | {workload} | {seconds(rm.time_s)} | {seconds(rf.time_s)} | "
                          f"{flash_speedup(ch, m):.2f}x | {top} ({100 * shares[top]:.0f} %) |")
+    beyond = beyond_the_study(ch)
+    if beyond:
+        lines += ["", "## Beyond the study: the 2025 models", "",
+                  "The study's questions asked of the generation models released after it, each at its reference "
+                  "pipeline's default workload, on the same device and software stack.", "",
+                  beyond_summary(ch, beyond), "",
+                  "| model | family | time (flash) | flash gain | largest category | attention by role | own "
+                  "attention tokens | denoiser FLOP/B (ridge) | resembles |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in beyond:
+            cats = r["category_shares"]
+            top = max(cats, key=cats.get)
+            roles = ", ".join(f"{k} {100 * v:.0f} %" for k, v in sorted(r["attention_role_shares"].items(),
+                                                                          key=lambda kv: -kv[1]))
+            tokens = ", ".join(f"{role} {lo:,}" + (f"-{hi:,}" if hi != lo else "")
+                               for role, (lo, hi) in r["attention_tokens"].items()) or "-"
+            lines.append(f"| {r['model']} | {r['family']} | {seconds(r['time_s'])} | {r['flash_gain']:.2f}x | "
+                         f"{top} ({100 * cats[top]:.0f} %) | {roles} | {tokens} | {r['denoiser_intensity']:.0f} "
+                         f"({r['ridge_point']:.0f}), {r['denoiser_bound']}-bound | {r['resembles'] or '-'} |")
     lines += ["", "## Figures", ""]
     for name, title in FIGURES.items():
         if name in figures:
@@ -432,7 +540,8 @@ def write_report(ch: Characterisation, out_dir, created: str | None = None) -> d
     figures = make_figures(ch, out_dir)
     created = created or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     write_atomic(str(out_dir / "findings.json"), json.dumps(
-        {"hardware": ch.hardware, "efficiency": ch.terms.describe(), "findings": found}, indent=1, default=float))
+        {"hardware": ch.hardware, "efficiency": ch.terms.describe(), "findings": found,
+         "beyond_the_study": beyond_the_study(ch)}, indent=1, default=float))
     write_atomic(str(out_dir / "report.md"), report_markdown(ch, found, figures, created))
     return {"findings": found, "figures": figures, "report": str(out_dir / "report.md"),
             "findings_json": str(out_dir / "findings.json")}

@@ -24,6 +24,9 @@ FIELD_LABELS = {
     "memory.bandwidth": ("memory bandwidth", "B/s"),
     "memory.capacity": ("memory capacity", "GiB"),  # as vendors state it (80 GB A100 = 80 GiB); values in bytes
     "tdp_w": ("TDP", "W"),
+    "energy_j": ("energy per inference", "J"),
+    "clock.peak_hz": ("peak clock", "Hz"),
+    "on_chip.l2_bandwidth": ("L2 bandwidth", "B/s"),
     "cores": ("cores", ""),
     "clock_hz": ("clock", "Hz"),
     "on_chip.l2_bytes": ("L2 / on-chip cache", "B"),
@@ -134,8 +137,11 @@ def _grid_ticks(axis, values: np.ndarray, unit: str, max_labels: int) -> None:
 
 
 def _series_key(rows: dict, i: int, workload: list) -> str:
-    """A line's legend: the model, its workload values and the software stack it ran under."""
+    """A line's legend: the model, its workload values, its parallel plan and the software stack it ran
+    under."""
     extra = [f"{w}={rows[w][i]:g}" for w in workload]
+    if "plan" in rows:
+        extra.append(f"{rows['plan'][i]} on {rows['devices'][i]:g}")
     if "stack" in rows:
         extra.append(f"{rows['stack'][i]} stack")
     return f"{rows['model'][i]}" + (f" ({', '.join(extra)})" if extra else "")
@@ -237,7 +243,7 @@ def _heatmap(rows: dict, keys: np.ndarray, series: list, varied: list) -> "plt.F
 
 HOST_COLOR = "#BBBBBB"  # time the host adds beyond the device
 CATEGORY_COLORS = {"conv": "#4C72B0", "linear": "#DD8452", "attention": "#C44E52", "norm": "#8172B3",
-                   "elementwise": "#55A868", "other": "#937860"}
+                   "elementwise": "#55A868", "other": "#937860", "comm": "#DA8BC3"}  # comm: collectives
 FAMILY_COLORS = {"diffusion-tti": "#4C72B0", "transformer-tti": "#DD8452", "ttv": "#55A868", "llm": "#C44E52"}
 FAMILY_LABELS = {"diffusion-tti": "diffusion TTI", "transformer-tti": "transformer TTI", "ttv": "TTV",
                  "llm": "LLM"}
@@ -262,7 +268,7 @@ def figure_breakdown(pairs: list, families: dict) -> "plt.Figure":
     """Stacked time by category, materialised (math) vs Flash attention, normalised to each model's math time.
 
     `pairs` = [(model, math Result, flash Result)]; `families` = model -> family."""
-    from .ops import CATEGORIES
+    from .ops import CATEGORIES, COMM
     fig, ax = plt.subplots(figsize=(7.0, 3.4), layout="constrained")
     x, labels, ticks = 0.0, [], []
     last_family = None
@@ -273,8 +279,9 @@ def figure_breakdown(pairs: list, families: dict) -> "plt.Figure":
         for offset, r, hatch in ((0.0, math_r, None), (0.42, flash_r, "//")):
             bottom = 0.0
             cats = r.by_category()
-            # categories hold device time; what the host adds (eager dispatch slower than the GPU) is its own part
-            parts = [(c, cats[c]["time_s"]) for c in CATEGORIES] + [("host", r.host_time_s)]
+            # categories hold device time (and `comm`, the collectives, on several devices); what the host adds
+            # (eager dispatch slower than the GPU) is its own part
+            parts = [(c, cats[c]["time_s"]) for c in (*CATEGORIES, COMM) if c in cats] + [("host", r.host_time_s)]
             for c, t in parts:
                 h = t / math_r.time_s
                 ax.bar(x + offset, h, 0.4, bottom=bottom, color=CATEGORY_COLORS.get(c, HOST_COLOR), hatch=hatch,
@@ -286,7 +293,7 @@ def figure_breakdown(pairs: list, families: dict) -> "plt.Figure":
     ax.set_xticks(ticks, labels, rotation=35, ha="right")
     ax.set_ylabel("time / time with math attention")
     ax.set_title("Time by operator category: left bar materialised attention, right bar (hatched) Flash")
-    ax.legend(ncol=7, loc="upper center", bbox_to_anchor=(0.5, -0.32), frameon=False)
+    ax.legend(ncol=8, loc="upper center", bbox_to_anchor=(0.5, -0.32), frameon=False)
     ax.set_ylim(0, 1.08)
     return fig
 
@@ -480,4 +487,89 @@ def figure_temporal(splits: dict, frames: dict) -> "plt.Figure":
     ax.set_ylabel("temporal / spatial attention [ratio]")
     ax.set_title("Ratio vs number of frames")
     ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False)
+    return fig
+
+
+def figure_serving(points: list, title: str) -> "plt.Figure":
+    """Throughput per device against latency over a batch sweep, one line per device count (the records of
+    `simulate.serving_curve`). LLMs: output tokens/s per device against time per output token; diffusion and
+    video: images (videos) per second per device against the latency of one request. Points whose batch does
+    not fit the devices' memory are hollow; batch sizes label the first line's points."""
+    item = points[0]["item"]
+    llm = item == "tokens"
+    fig, ax = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
+    counts = sorted({p["devices"] for p in points})
+    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(counts)))
+    for n, color in zip(counts, colors):
+        line = sorted((p for p in points if p["devices"] == n), key=lambda p: p["batch"])
+        x = np.array([p["per_item_latency_s"] * (1e3 if llm else 1.0) for p in line])
+        y = np.array([p["items_per_s_per_device"] for p in line])
+        fits = np.array([p["fits"] for p in line])
+        ax.plot(x, y, "-", color=color, label=f"{n} device{'s' * (n > 1)} ({line[0]['plan']})")
+        ax.plot(x[fits], y[fits], "o", color=color, markersize=4)
+        ax.plot(x[~fits], y[~fits], "o", markerfacecolor="white", markeredgecolor=color, markersize=4)
+        if n == counts[0]:
+            for xi, yi, p in zip(x, y, line):
+                ax.annotate(f"{p['batch']}", (xi, yi), textcoords="offset points", xytext=(4, -8), fontsize=6,
+                            color="0.3")
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    for which, values in (("x", [p["per_item_latency_s"] for p in points]),
+                          ("y", [p["items_per_s_per_device"] for p in points])):
+        values = np.asarray(values, dtype=float)
+        if _log_axis(values[values > 0]):
+            axis = ax.xaxis if which == "x" else ax.yaxis
+            (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("time per output token [ms]" if llm else "latency per request [s]")
+    ax.set_ylabel(f"{'output tokens' if llm else item} per second per device [{'tokens' if llm else item}/s]")
+    ax.set_title(title)
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="0.3",
+                          markersize=4))
+    labels.append("does not fit in memory")
+    ax.legend(handles, labels, title="point labels: batch size", title_fontsize=7, loc="center left",
+              bbox_to_anchor=(1.02, 0.5), frameon=False)
+    return fig
+
+
+def figure_beyond(rows: list) -> "plt.Figure":
+    """The study's characterisation of the 2025 models (paper.beyond_the_study rows): (a) share of end-to-end time
+    by operator category with Flash Attention, each bar labelled with the model's gain from Flash Attention;
+    (b) attention time by role. One bar per model, families grouped as listed."""
+    from .ops import CATEGORIES
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 3.5), layout="constrained", sharey=True)
+    models = [r["model"] for r in rows]
+    y = np.arange(len(models))[::-1]
+    ax = axes[0]
+    for i, r in zip(y, rows):
+        left = 0.0
+        for c in CATEGORIES:
+            part = r["category_shares"][c]
+            ax.barh(i, part, 0.7, left=left, color=CATEGORY_COLORS[c], edgecolor="white", linewidth=0.3,
+                    label=c if r is rows[0] else None)
+            left += part
+        ax.text(1.01, i, f"{r['flash_gain']:.2f}×", va="center", ha="left", fontsize=7)
+    ax.set_yticks(y, models)
+    ax.set_xlim(0, 1.0)
+    ax.set_xlabel("share of end-to-end time (Flash Attention)")
+    ax.set_title("(a) time by category; Flash gain at right", fontsize=8)
+    ax.legend(ncol=3, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+    ax = axes[1]
+    roles = list(dict.fromkeys(k for r in rows for k in sorted(r["attention_role_shares"],
+                                                                key=lambda k: -r["attention_role_shares"][k])))
+    # the study's figures colour a UNet's self-attention as spatial; here both may appear, so self gets its own
+    colors = {role: "#64B5CD" if role == "self" and "spatial" in roles else ROLE_COLORS.get(role, f"C{j}")
+              for j, role in enumerate(roles)}
+    for i, r in zip(y, rows):
+        left = 0.0
+        for role in roles:
+            part = r["attention_role_shares"].get(role, 0.0)
+            ax.barh(i, part, 0.7, left=left, color=colors[role], edgecolor="white", linewidth=0.3)
+            left += part
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[role]) for role in roles]
+    ax.set_xlim(0, 1.0)
+    ax.set_xlabel("share of attention time")
+    ax.set_title("(b) attention time by role", fontsize=8)
+    ax.legend(handles, roles, ncol=3, fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     return fig

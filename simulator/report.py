@@ -6,7 +6,7 @@ import io
 import json
 from typing import TYPE_CHECKING
 
-from .metrics import attained, category_shares, intensity, share
+from .metrics import attained, category_shares, intensity, items, per_joule, share
 from .ops import CATEGORIES
 
 if TYPE_CHECKING:  # annotations only: `list` and `describe` format tables without loading the engine
@@ -80,7 +80,12 @@ def table(result: Result, by: str = "layer") -> str:
     params = ", ".join(f"{k}={v}" for k, v in m.params.items())
     stack = f"stack={result.stack.id} ({result.stack.name}), " if result.stack is not None else ""
     out = [f"{m.name} ({m.id}) on {hw.name} ({hw.id}), {stack}attention={m.attention}, {result.terms.describe()}",
-           f"workload: {params}", ""]
+           f"workload: {params}"]
+    if m.memory.active:
+        out.append(f"memory saving: {m.memory.describe()} (weights copied over the host link "
+                   f"{seconds(sum(r['transfer_s'] for r in result.by_stage()))}, on the host CPU "
+                   f"{seconds(sum(r['cpu_s'] for r in result.by_stage()))})")
+    out.append("")
     headers, rows, align = _rows(result, by)
     out.append(text_table(headers, rows, align))
     if by not in ("category", "stage"):
@@ -116,7 +121,19 @@ def summary(result: Result) -> str:
             f"{si(t['flops'])}FLOP, {si(t['bytes'], 'B')} moved, {si(t['params'])} params, "
             f"weights {gib(t['weight_bytes'])}, peak memory {gib(t['peak_memory_bytes'])} of "
             f"{gib(t['memory_capacity_bytes'])}"
-            + (f" (KV cache {gib(t['kv_cache_bytes'])})" if t["kv_cache_bytes"] else ""))
+            + (f" (KV cache {gib(t['kv_cache_bytes'])})" if t["kv_cache_bytes"] else "")
+            + (f", energy {si(t['energy_j'], 'J')} at {t['avg_power_w']:.0f} W average" if t.get("energy_j") else "")
+            + (_devices_line(result) if result.sharding is not None else ""))
+
+
+def _devices_line(result: Result) -> str:
+    """On several devices: the plan, per-device memory (what `peak memory` above is), the exposed communication
+    and whether it overlaps compute."""
+    m = result.memory_per_device()
+    return (f"\non {result.devices} devices ({result.plan}): per device weights {gib(m['weight_bytes'])}, KV cache "
+            f"{gib(m['kv_cache_bytes'])}, peak {gib(m['peak_memory_bytes'])}, fits: {'yes' if m['fits'] else 'NO'}; "
+            f"communication {seconds(result.comm_time_s)} exposed "
+            f"({'overlapping' if result.table.comm_overlap else 'not overlapping'} compute, the stack's comm_overlap)")
 
 
 def rows_for_csv(result: Result, by: str) -> list[dict]:
@@ -143,14 +160,18 @@ def to_json(result: Result) -> str:
 
 def compare_table(results: list[Result]) -> str:
     base = results[0]
-    headers = ["hardware", "stack", "time", "speed-up", "roofline", *CATEGORIES, "peak mem", "fits"]
+    item, count = items(base.model.family, base.model.params)
+    headers = ["hardware", "stack", "time", "speed-up", "roofline", *CATEGORIES, "peak mem", "fits", "energy",
+               "avg power", f"{item}/J"]
     rows = []
     for r in results:
         shares = category_shares(r)
+        e = r.energy_j
         rows.append([r.hardware.id, r.stack.id if r.stack else "", seconds(r.time_s), f"{base.time_s / r.time_s:.2f}x",
                      seconds(r.roofline_time_s),
                      *[f"{100 * shares[c]:.0f}%" for c in CATEGORIES], gib(r.peak_memory_bytes),
-                     "yes" if r.fits else "NO"])
+                     "yes" if r.fits else "NO", si(e, "J") if e else "n/a",
+                     f"{r.avg_power_w:.0f} W" if e else "n/a", f"{per_joule(count, e):.3g}" if e else "n/a"])
     m = base.model
     title = (f"{m.name} ({m.id}), attention={m.attention}, {base.terms.describe()}; speed-up relative to "
              f"{base.hardware.id}; category columns are shares of time")
@@ -161,12 +182,47 @@ def compare_table(results: list[Result]) -> str:
     return title + "\n\n" + text_table(headers, rows, "ll" + "r" * (len(headers) - 2))
 
 
+def devices_table(results: list[Result]) -> str:
+    """One model on several device counts (`compare --devices`): the plan, whether it fits per device, latency,
+    throughput and the share of time spent communicating."""
+    base = results[0]
+    serving = [r.serving() for r in results]
+    llm = "ttft_s" in serving[0]
+    unit = next((k for k in serving[0] if k.endswith("_per_s") and k != "tokens_per_s"), "tokens_per_s")
+    headers = ["hardware", "devices", "plan", "mem/device", "fits", "time", "speed-up"]
+    headers += ["TTFT", "TPOT", "tokens/s", "tokens/s/device"] if llm else [unit.replace("_per_s", "/s"),
+                                                                           "per device"]
+    headers += ["comm share"]
+    rows = []
+    for r, sv in zip(results, serving):
+        plan = str(r.plan) if r.plan is not None else "single device"
+        row = [r.hardware.id, str(r.devices), plan, gib(r.peak_memory_bytes), "yes" if r.fits else "NO",
+               seconds(r.time_s), f"{base.time_s / r.time_s:.2f}x"]
+        if llm:
+            row += [seconds(sv["ttft_s"]), seconds(sv["tpot_s"]), f"{sv['tokens_per_s']:.4g}",
+                    f"{sv['tokens_per_s_per_device']:.4g}"]
+        else:
+            row += [f"{sv[unit]:.4g}", f"{sv[unit + '_per_device']:.4g}"]
+        row.append(f"{100 * share(r.comm_time_s, r.time_s):.0f}%")
+        rows.append(row)
+    m = base.model
+    overlap = {bool(r.table.comm_overlap) for r in results if r.devices > 1}
+    title = (f"{m.name} ({m.id}) on {base.hardware.id} x N, {base.terms.describe()}, stack {base.stack.id}; "
+             f"communication {'overlaps compute' if overlap == {True} else 'does not overlap compute'} "
+             f"(the stack's comm_overlap); memory and fits are per device")
+    return title + "\n\n" + text_table(headers, rows, "lrl" + "r" * (len(headers) - 3))
+
+
 def compare_json(results: list[Result]) -> str:
     base = results[0].time_s
     return json.dumps([{"hardware": r.hardware.id, "stack": r.stack.id if r.stack else None, "time_s": r.time_s,
                         "speedup": base / r.time_s,
                         "roofline_time_s": r.roofline_time_s,
                         "categories": {c: v["time_s"] for c, v in r.by_category().items()},
-                        "peak_memory_bytes": r.peak_memory_bytes, "fits": r.fits} for r in results], indent=1)
+                        "peak_memory_bytes": r.peak_memory_bytes, "fits": r.fits,
+                        "energy_j": r.energy_j, "avg_power_w": r.avg_power_w,
+                        f"{items(r.model.family, r.model.params)[0]}_per_j":
+                            per_joule(items(r.model.family, r.model.params)[1], r.energy_j) if r.energy_j else None}
+                       for r in results], indent=1)
 
 

@@ -12,7 +12,7 @@ from .engine import BOUNDS, KernelTable, Terms
 from .graph import Model
 from .hardware import Hardware
 from .metrics import group_sum, intensity
-from .ops import CATEGORIES, UNITS
+from .ops import CATEGORIES, COMM, UNITS
 
 
 @dataclass
@@ -26,6 +26,10 @@ class Result:
     warnings: list = field(default_factory=list)
     stack: object = None  # stacks.Stack the model ran under
     host_s: np.ndarray | None = None  # per stage: seconds the host adds beyond the device
+    # per stage: seconds of weight copies over the host link, and of stages run on the host CPU (memory-saving
+    # modes, simulator/memory_saving.py); the device waits through both
+    transfer_s: np.ndarray | None = None
+    cpu_s: np.ndarray | None = None
 
     @property
     def fusion(self) -> str:
@@ -51,8 +55,13 @@ class Result:
         return float(self.host_s.sum()) if self.host_s is not None else 0.0
 
     @property
+    def offload_time_s(self) -> float:
+        """Seconds of the memory-saving modes: weight copies over the host link and stages run on the CPU."""
+        return sum(float(a.sum()) for a in (self.transfer_s, self.cpu_s) if a is not None)
+
+    @property
     def time_s(self) -> float:
-        return self.device_time_s + self.host_time_s
+        return self.device_time_s + self.host_time_s + self.offload_time_s
 
     @property
     def roofline_time_s(self) -> float:
@@ -67,7 +76,23 @@ class Result:
         return float(self.table.bytes @ self.table.count)
 
     @property
+    def sharding(self):
+        """The multi-device plan's record (parallel.Sharding), None on one device."""
+        return self.table.sharding
+
+    @property
+    def plan(self):
+        return self.sharding.plan if self.sharding is not None else None
+
+    @property
+    def devices(self) -> int:
+        return self.plan.devices if self.plan is not None else 1
+
+    @property
     def peak_memory_bytes(self) -> int:
+        """Per device: on several devices, one device's share of weights, KV cache and activations."""
+        if self.sharding is not None:
+            return int(self.sharding.peak_memory_bytes)
         return self.model.peak_memory_bytes
 
     @property
@@ -75,11 +100,20 @@ class Result:
         return max(s.state_bytes for s in self.model.stages)
 
     @property
+    def kv_bytes_per_token(self) -> float:
+        """KV-cache bytes per cached position of the whole batch (at kv_dtype), in the stage holding the most."""
+        stage = max(self.model.stages, key=lambda s: s.state_bytes)
+        return sum(op.result.state / op.result.state_tokens * op.count for op in stage.ops if op.result.state_tokens)
+
+    @property
     def fits(self) -> bool:
         return self.peak_memory_bytes <= self.hardware.spec.memory.capacity
 
     # ------------------------------------------------------------------------------------- groupings
     def _sum(self, keys: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
+        if self.sharding is not None and (keys < 0).any():  # collectives belong to no op or layer
+            keep = keys >= 0
+            return group_sum(keys[keep], n, values[keep] if np.ndim(values) else values, self.table.count[keep])
         return group_sum(keys, n, values, self.table.count)
 
     def _group(self, keys: np.ndarray, n: int) -> dict:
@@ -87,6 +121,10 @@ class Result:
         out = {name: self._sum(keys, n, v) for name, v in (
             ("time_s", c["time"]), ("flops", t.flops), ("bytes", t.bytes), ("compute_s", c["compute"]),
             ("memory_s", c["memory"]), ("overhead_s", c["overhead"]), ("roofline_time_s", self.roofline["time"]))}
+        if "comm" in c:
+            out["comm_s"] = self._sum(keys, n, c["comm"])
+        if "energy" in c:
+            out["energy_j"] = self._sum(keys, n, c["energy"]) * self.devices
         out["matrix_flops"] = self._sum(keys, n, np.where(t.unit == UNITS.index("matrix"), t.flops, 0.0))
         by_bound = np.stack([self._sum(keys, n, np.where(c["bound"] == b, c["time"], 0.0))
                              for b in range(len(BOUNDS))])
@@ -95,8 +133,9 @@ class Result:
         return out
 
     def by_category(self) -> dict:
-        g = self._group(self.table.category, len(CATEGORIES))
-        return {cat: {k: _plain(v[i]) for k, v in g.items()} for i, cat in enumerate(CATEGORIES)}
+        cats = CATEGORIES + ((COMM,) if (self.table.category == len(CATEGORIES)).any() else ())
+        g = self._group(self.table.category, len(cats))
+        return {cat: {k: _plain(v[i]) for k, v in g.items()} for i, cat in enumerate(cats)}
 
     def by_stage(self) -> list:
         g = self._group(self.table.stage, len(self.model.stages))
@@ -109,10 +148,21 @@ class Result:
                    **{k: _plain(v[i]) for k, v in g.items()}}
             row["device_time_s"] = row["time_s"]
             row["host_s"] = float(host[i])
-            row["time_s"] = row["device_time_s"] + row["host_s"]
+            row["transfer_s"] = float(self.transfer_s[i]) if self.transfer_s is not None else 0.0
+            row["cpu_s"] = float(self.cpu_s[i]) if self.cpu_s is not None else 0.0
+            row["time_s"] = row["device_time_s"] + row["host_s"] + row["transfer_s"] + row["cpu_s"]
             # `bound` is the device's (compute, memory, overhead); `limited_by` says whether the host's pace of
             # issuing kernels, not the device, set the stage's time
             row["limited_by"] = "host" if row["host_s"] > row["device_time_s"] else "device"
+            # (a stage run on the host CPU, or one that waits longer for its weights than it computes)
+            if row["cpu_s"] > 0:
+                row["limited_by"] = "cpu"
+            elif row["transfer_s"] > row["device_time_s"] + row["host_s"]:
+                row["limited_by"] = "host_link"
+            # the time the host adds, the devices wait at static power
+            energy = row.get("energy_j", float("nan")) + \
+                self.static_w * (row["host_s"] + row["transfer_s"] + row["cpu_s"]) * self.devices
+            row["energy_j"] = energy if np.isfinite(energy) else None
             rows.append(row)
         return rows
 
@@ -120,7 +170,7 @@ class Result:
         """The kernel or attention back-end the mapping chose for each op ('' where the op had no choice)."""
         chosen = [""] * len(self.table.ops)
         for op, b in zip(self.table.op, self.table.backend):
-            if not chosen[op]:
+            if op >= 0 and not chosen[op]:
                 chosen[op] = self.table.backends[b]
         return chosen
 
@@ -154,7 +204,7 @@ class Result:
             j = op_layer[i] = index[key]
             ops[j] += 1
             params[j] += op.result.params * op.count
-        g = self._group(op_layer[self.table.op], len(keys))
+        g = self._group(np.where(self.table.op >= 0, op_layer[self.table.op], -1), len(keys))
         rows = []
         for j, (stage, layer) in enumerate(keys):
             row = {"stage": stage, "layer": layer, "ops": ops[j], "params": params[j],
@@ -178,10 +228,12 @@ class Result:
             "efficiency": self.terms.describe(),
             "provenance": self.provenance(),
             "params": {k: v for k, v in m.params.items()},
+            "memory_saving": m.memory.to_dict(),
+            "precision": m.precision.to_dict(),
             "totals": self.totals(),
             "stages": [{k: r[k] for k in ("name", "repeat", "params", "time_s", "flops", "bytes", "roofline_time_s",
                                           "peak_activation_bytes", "kv_cache_bytes", "bound", "host_s",
-                                          "device_time_s", "limited_by")}
+                                          "device_time_s", "limited_by", "energy_j", "transfer_s", "cpu_s")}
                        for r in self.by_stage()],
             "categories": {c: {k: v[k] for k in ("time_s", "flops", "bytes", "roofline_time_s")}
                            for c, v in self.by_category().items()},
@@ -190,7 +242,56 @@ class Result:
                                        "memory_s", "overhead_s", "bound")}
                     for r in self.by_op()],
             "warnings": list(self.warnings),
+            "serving": self.serving(),
+            **({"plan": self.plan.to_dict(), "comm_overlap": bool(self.table.comm_overlap),
+                "memory_per_device": self.memory_per_device()} if self.sharding is not None else {}),
         }
+
+    def memory_per_device(self) -> dict:
+        """One device's weights, KV cache, activations and peak, and whether it fits."""
+        sh = self.sharding
+        if sh is None:
+            weights, kv = self.model.weight_bytes, self.kv_cache_bytes
+            act = max(s.peak_activation_bytes for s in self.model.stages)
+        else:
+            weights, kv, act = sh.weight_bytes, sh.kv_cache_bytes, sh.activation_bytes
+        return {"weight_bytes": float(weights), "kv_cache_bytes": float(kv), "activation_bytes": float(act),
+                "peak_memory_bytes": float(self.peak_memory_bytes),
+                "capacity_bytes": float(self.hardware.spec.memory.capacity), "fits": self.fits}
+
+    def serving(self) -> dict:
+        """Latency and throughput as served: for autoregressive models time to first token (every stage up to
+        the first one with an iteration variable), time per output token (that stage's time per repeat),
+        tokens/s in total and per device, and the largest batch whose KV cache and activations fit beside the
+        weights; for the others, images or videos per second. One request (batch) at a time: pipeline stages are
+        not overlapped across requests."""
+        stages = self.by_stage()
+        batch = self.model.params.get("batch", 1)
+        batch = batch if isinstance(batch, int) and batch > 0 else 1
+        out = {"batch": batch, "devices": self.devices}
+        loop = next((i for i, s in enumerate(self.model.stages) if s.iteration is not None), None)
+        if loop is None:
+            per_s = batch / self.time_s if self.time_s > 0 else 0.0
+            unit = "videos" if self.model.family in ("ttv", "video") else "images"
+            out.update({f"{unit}_per_s": per_s, f"{unit}_per_s_per_device": per_s / self.devices})
+            return out
+        ttft = sum(r["time_s"] for r in stages[:loop])
+        repeat = max(self.model.stages[loop].repeat, 1)
+        tokens = batch * (self.model.stages[loop].repeat + 1)
+        total = tokens / self.time_s if self.time_s > 0 else 0.0
+        mem = self.memory_per_device()
+        per_sequence = (mem["kv_cache_bytes"] + mem["activation_bytes"]) / batch
+        room = mem["capacity_bytes"] - mem["weight_bytes"]
+        # the longest context (KV-cache positions per sequence, at kv_dtype) whose cache fits beside the weights
+        # and this workload's activations
+        per_token = self.kv_bytes_per_token * (mem["kv_cache_bytes"] / self.kv_cache_bytes if self.kv_cache_bytes
+                                               else 0.0)
+        free = room - mem["activation_bytes"]
+        out.update({"ttft_s": ttft, "tpot_s": stages[loop]["time_s"] / repeat, "tokens_per_s": total,
+                    "tokens_per_s_per_device": total / self.devices,
+                    "max_batch": int(max(room, 0) // per_sequence) if per_sequence > 0 else None,
+                    "max_context_tokens": int(max(free, 0) // (per_token * batch)) if per_token > 0 else None})
+        return out
 
 
     def totals(self) -> dict:
@@ -199,6 +300,7 @@ class Result:
             "time_s": self.time_s,
             "device_time_s": self.device_time_s,
             "host_s": self.host_time_s,
+            "offload_s": self.offload_time_s,
             "expected_error": self.expected_error(),
             "roofline_time_s": self.roofline_time_s,
             "flops": self.flops,
@@ -209,7 +311,37 @@ class Result:
             "kv_cache_bytes": self.kv_cache_bytes,
             "memory_capacity_bytes": self.hardware.spec.memory.capacity,
             "fits": self.fits,
+            **({"devices": self.devices, "comm_s": self.comm_time_s} if self.sharding is not None else {}),
+            "energy_j": self.energy_j,
+            "avg_power_w": self.avg_power_w,
         }
+
+    @property
+    def static_w(self) -> float:
+        """The device's static power (NaN without a power model)."""
+        power = self.hardware.spec.power
+        return power.static_w if power is not None else float("nan")
+
+    @property
+    def energy_j(self) -> float | None:
+        """Joules of one run on all its devices: every kernel's energy (the engine's) plus static power over the
+        time the host adds; None where the device file has no power model."""
+        if "energy" not in self.costs:
+            return None
+        e = (float(self.costs["energy"] @ self.table.count)
+             + self.static_w * (self.host_time_s + self.offload_time_s)) * self.devices
+        return e if np.isfinite(e) else None
+
+    @property
+    def avg_power_w(self) -> float | None:
+        """Average power of each device over the run (energy over time, per device)."""
+        e = self.energy_j
+        return e / self.devices / self.time_s if e is not None and self.time_s > 0 else None
+
+    @property
+    def comm_time_s(self) -> float:
+        """Exposed seconds of collectives between devices (after any overlap with compute)."""
+        return float(self.costs["comm"] @ self.table.count) if "comm" in self.costs else 0.0
 
     def provenance(self) -> dict:
         """What produced this answer: the simulator's version, and the exact hardware and stack files."""

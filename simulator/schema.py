@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union, get_args
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError,
+                      field_validator, model_validator)
 
-from .dtypes import COMPUTE
+from .dtypes import RATED
 from .errors import Location, SpecError, closest, shown
 from .loader import Node, NodeList
 
@@ -72,6 +72,13 @@ class BlockSpec(Strict):
     ops: list[dict]
 
 
+class TilingSpec(Strict):
+    """How a decoder stage decodes in tiles under `--set vae_tiling=true` (simulator/memory_saving.py): square
+    tiles of `tile` output pixels placed every `stride` pixels, the VAE class's defaults in diffusers."""
+    tile: Count
+    stride: Count
+
+
 class StageSpec(Strict):
     name: str
     repeat: Dimension = 1
@@ -79,6 +86,7 @@ class StageSpec(Strict):
     bind: dict[str, Scalar] = {}          # stage-local workload values, e.g. B: batch * (1 + cfg)
     shares_weights_with: str | None = None
     description: str = ""
+    tiling: TilingSpec | None = None      # decoder tile geometry for --set vae_tiling=true
     inputs: dict[str, InputSpec] = {}
     ops: list[dict]
 
@@ -124,6 +132,8 @@ class Memory(Strict):
 class OnChip(Strict):
     l2_bytes: NonNegativeNumber
     sram_per_core_bytes: NonNegativeNumber
+    # bytes/s the L2 (a TPU's vector memory) serves re-reads of resident tensors at; absent: no L2 term
+    l2_bandwidth: PositiveNumber | None = None
 
 
 class Tile(Strict):
@@ -161,6 +171,62 @@ class Clock(Strict):
     sustained_hz: PositiveNumber | None = None
 
 
+class PerCore(Strict):
+    """A bottom-up description of the peak: FLOP per clock per core by dtype, so that
+    `compute.<dtype>` = cores x clock.peak_hz x `matrix.<dtype>` (and `vector` likewise)."""
+    matrix: dict[str, PositiveNumber] = {}
+    vector: dict[str, PositiveNumber] = {}
+
+    @field_validator("matrix", "vector")
+    @classmethod
+    def _dtypes(cls, v, info):
+        return _rates(v, f"per_core.{info.field_name}")
+
+
+class Power(Strict):
+    """Energy per result: static watts plus picojoules per FLOP (per unit and dtype) and per byte moved."""
+    static_w: NonNegativeNumber                # drawn whatever the load (leakage, fans-off board, idle clocks)
+    matrix_pj_per_flop: dict[str, PositiveNumber]
+    vector_pj_per_flop: dict[str, PositiveNumber]
+    dram_pj_per_byte: PositiveNumber
+    l2_pj_per_byte: PositiveNumber | None = None
+
+    @field_validator("matrix_pj_per_flop", "vector_pj_per_flop")
+    @classmethod
+    def _dtypes(cls, v, info):
+        return _rates(v, f"power.{info.field_name}")
+
+
+class Interconnect(Strict):
+    """Links between the devices of one node (NVLink, Infinity Fabric, ICI): bandwidth per device and per
+    direction, the latency of one step of a collective, and how many devices one node joins."""
+    bandwidth: PositiveNumber
+    latency_s: NonNegativeNumber
+    devices_per_node: Count
+
+
+class Network(Strict):
+    """The network between nodes (InfiniBand, RoCE): bandwidth per device (one NIC each) and per direction, and
+    the latency of one step of a collective across it."""
+    bandwidth: PositiveNumber
+    latency_s: NonNegativeNumber
+
+
+class HostLink(Strict):
+    """The link between the host and the device (PCIe): bandwidth per direction, and the fraction of it that
+    weight copies reach. Read only by the memory-saving modes that stream weights (`--set offload=...`)."""
+    bandwidth: PositiveNumber
+    efficiency: Fraction
+
+
+class Host(Strict):
+    """The host CPU of the reference system, for stages run on it (`--set text_encoder_device=cpu`): its fp32
+    FMA peak over all sockets and its DRAM bandwidth."""
+    name: str
+    flops: PositiveNumber
+    bandwidth: PositiveNumber
+
+
 class AttentionTile(Strict):
     """Work decomposition of the fused attention kernel (FlashAttention-style): each core takes a block of
     `q` queries and walks the keys `k` at a time; head dimensions are padded to `head_dim_multiple`."""
@@ -171,8 +237,8 @@ class AttentionTile(Strict):
 
 def _rates(v: dict, what: str) -> dict:
     for dtype, rate in v.items():
-        if dtype not in COMPUTE:
-            raise ValueError(f"unknown dtype '{dtype}' in {what} (dtypes: {', '.join(COMPUTE)})")
+        if dtype not in RATED:
+            raise ValueError(f"unknown dtype '{dtype}' in {what} (dtypes: {', '.join(RATED)})")
         if not isinstance(rate, (int, float)) or rate <= 0:
             raise ValueError(f"{what}.{dtype} must be a positive FLOP/s rate")
         try:
@@ -185,16 +251,26 @@ def _rates(v: dict, what: str) -> dict:
 class HardwareSpec(Strict):
     name: str
     vendor: str
-    compute: dict[str, PositiveNumber]         # dense matrix-unit FLOP/s by dtype
-    vector: dict[str, PositiveNumber]          # vector-unit FLOP/s by dtype
+    # dense matrix-unit and vector-unit FLOP/s by dtype, at `cores` and `clock.peak_hz` (a bottom-up file may
+    # leave them to `per_core`)
+    compute: dict[str, PositiveNumber] = {}
+    vector: dict[str, PositiveNumber] = {}
     dtype_substitutes: dict[str, str] = {}
     memory: Memory
     on_chip: OnChip
     cores: Count
     clock: Clock | None = None
     clock_hz: PositiveNumber | None = None     # older files: the peak clock alone (sustained = peak)
+    per_core: PerCore | None = None            # bottom-up peak (FLOP per clock per core); see hardware.bottom_up
+    power: Power | None = None                 # energy model; absent: no energy figures and no power cap
     tdp_w: PositiveNumber | None = None        # null where the vendor publishes none
-    interconnect_bandwidth: NonNegativeNumber
+    # older files: total bidirectional device-to-device bandwidth, read by nothing; multi-device plans need
+    # `interconnect` (per direction) and `network`, and say how to convert it
+    interconnect_bandwidth: NonNegativeNumber | None = None
+    interconnect: Interconnect | None = None   # links inside a node (collectives of multi-device plans)
+    network: Network | None = None             # links between nodes
+    host_link: HostLink | None = None          # host <-> device (PCIe); absent: weight offload is refused
+    host: Host | None = None                   # the reference system's CPU; absent: CPU-run stages are refused
     matrix_tile: Tile
     min_tile: Tile | None = None               # smallest tile for skinny GEMMs (matrix instruction shape)
     attention_tile: AttentionTile | None = None
@@ -214,6 +290,11 @@ class HardwareSpec(Strict):
         c = self.clock
         if c is not None and c.sustained_hz is not None and c.sustained_hz > c.peak_hz:
             raise ValueError("clock.sustained_hz is above clock.peak_hz")
+        if "fp32" not in self.vector and not (self.per_core and "fp32" in self.per_core.vector):
+            raise ValueError("vector must give at least the fp32 rate (or per_core.vector.fp32)")
+        if self.power is not None and self.tdp_w is not None and self.power.static_w >= self.tdp_w:
+            raise ValueError(f"power.static_w ({self.power.static_w:g} W) must be below tdp_w ({self.tdp_w:g} W): "
+                             f"no kernel could run under that cap")
         return self
 
     @property
@@ -236,6 +317,15 @@ class HardwareSpec(Strict):
         if "fp32" not in v:
             raise ValueError("vector must give at least the fp32 rate")
         return _rates(v, "vector")
+
+    # the file's own cores, clock, SRAM and L2, before any --hw-set or --vary: the terms that act relative to
+    # the file (peak scaling, SRAM-bounded tiles, L2 residency) compare a design point with these
+    _reference: dict = PrivateAttr(default_factory=dict)
+
+    def reference(self, name: str) -> float | None:
+        own = {"cores": self.cores, "peak_hz": self.peak_clock_hz, "sram": self.on_chip.sram_per_core_bytes,
+               "l2_bytes": self.on_chip.l2_bytes, "l2_bandwidth": self.on_chip.l2_bandwidth}
+        return self._reference.get(name, own[name])
 
 
 # ------------------------------------------------------------------------------------------------- validation

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from .errors import SpecError
+from .dtypes import BYTES
+from .errors import SpecError, unknown
 from .library import builtin_ids, resolve
 from .loader import load_yaml
 from .schema import Strict, validate
@@ -57,6 +58,34 @@ class ReductionSpec(Strict):
     reads: float = Field(ge=1, le=8)
 
 
+class FrameworkKernel(Strict):
+    """One kernel of an op that the framework runs as a chain of its own ops (an eager fp32-upcast RMSNorm is
+    eight kernels). Bytes are per element of the op's input, named by dtype: `op` is the op's own dtype."""
+    read: list[str] = Field(default_factory=list, max_length=8)
+    write: str = "none"
+    reduce: bool = False                     # a row reduction (one block per row): costed as a reduction
+
+    @field_validator("read")
+    @classmethod
+    def _dtypes(cls, v):
+        for name in v:
+            _element_dtype(name)
+        return v
+
+    @field_validator("write")
+    @classmethod
+    def _written(cls, v):
+        if v != "none":
+            _element_dtype(v)
+        return v
+
+
+def _element_dtype(name: str) -> str:
+    if name != "op" and name not in BYTES:
+        raise ValueError(f"expected `op` or a dtype ({', '.join(BYTES)}), got {name!r}")
+    return name
+
+
 class StackSpec(Strict):
     name: str
     description: str = ""
@@ -67,6 +96,19 @@ class StackSpec(Strict):
     conv_layout: Literal["nchw", "nhwc", "native"] = "native"
     softmax: ReductionSpec | None = None
     tf32_convs: bool = False                 # fp32 convolutions run on TF32 matrix units
+    # op kinds the framework runs as a chain of its own kernels, in order (eager PyTorch's RMSNorm and RoPE)
+    decompose: dict[str, list[FrameworkKernel]] = Field(default_factory=dict)
+
+    @field_validator("decompose")
+    @classmethod
+    def _known_ops(cls, v):
+        from .ops import OPS
+        for kind, chain in v.items():
+            if kind not in OPS:
+                raise ValueError(unknown("op", kind, sorted(OPS)))
+            if not chain:
+                raise ValueError(f"{kind}: a decomposition needs at least one kernel")
+        return v
     comm_overlap: bool = False
 
 

@@ -4,6 +4,10 @@ The design space is a grid (cartesian product of `--vary` axes) or `samples` ran
 log-uniform on `:log` ranges). Workload axes (`--vary-workload`) are always a grid: each distinct workload is
 one model build, and every hardware point is evaluated against it in blocks of `chunk` points, so memory stays
 bounded for 10^7 points and rows stream to the output as they are computed.
+
+Parallel plans (`--vary-plan "tp=1;tp=2;tp=4"`) are swept like workloads: each plan is one kernel table (one
+device's share of the kernels plus the collectives), evaluated against every hardware point; the rows carry the
+plan, the device count, the exposed communication time and the memory per device.
 """
 from __future__ import annotations
 
@@ -13,13 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine import BOUNDS, FULL, KernelTable, Terms, evaluate, host_excess
+from .engine import BOUNDS, FULL, KernelTable, Terms, energy_total, evaluate, host_excess, resident_bytes
 from .mapping import compact, lower
 from .errors import SpecError, closest, shown
 from .graph import parse_value
 from .hardware import columns_from, field_paths, load_hardware, settable_paths
-from .metrics import group_matrix, items, items_per_second, per_watt
-from .ops import CATEGORIES
+from .metrics import group_matrix, items, items_per_second, per_joule
+from .ops import CATEGORIES, UNITS
 from .params import declared_params
 from .simulate import load_model, resolve_stack
 
@@ -153,6 +157,9 @@ class Job:
     by_category: np.ndarray    # [kernels, categories] counts
     terms: Terms = FULL
     stack: str = ""            # the software stack the kernel table was lowered for
+    plan: str = ""             # the parallel plan (parallel.Plan as text) where plans are swept
+    devices: int = 1
+    resident: float | None = None  # re-read bytes the file's own L2 serves (None: the table keeps its re-reads)
 
     @property
     def item(self) -> str:
@@ -161,27 +168,39 @@ class Job:
 
 
 def _job(model_id: str, workload: dict, overrides: dict, hw, attention: str, terms: Terms,
-         fusion: str | None = None, stack: str | None = None) -> Job:
+         fusion: str | None = None, stack: str | None = None, plan=None, l2_varied: bool = True) -> Job:
     built = load_model(model_id, {**overrides, **workload}, attention)
     spec = hw.spec
     st = resolve_stack(stack, built, hw, fusion)
-    table = compact(lower(built, st, spec))
+    full = lower(built, st, spec, plan=plan)
+    resident = None
+    if not l2_varied:  # the L2 term is zero at every point: only the energy its hits save remains, one number
+        resident = float(resident_bytes(full, [spec.on_chip.l2_bytes])[0] @ full.count) \
+            if full.reread is not None else 0.0
+    table = compact(full, reuse=l2_varied)
+    sharding = table.sharding
+    # per device on several devices (weights, KV cache and activations split by the plan)
+    peak = sharding.peak_memory_bytes if sharding is not None else built.peak_memory_bytes
     return Job(built.id, workload, built.family, dict(built.params), [s.name for s in built.stages],
-               built.peak_memory_bytes, spec, table.peaks, table,
+               peak, spec, table.peaks, table,
                group_matrix(table.stage, len(built.stages), table.count),
-               group_matrix(table.category, len(CATEGORIES), table.count), terms, st.id)
+               # one more column for the collectives of a multi-device plan (category `comm`)
+               group_matrix(table.category, len(CATEGORIES) + 1, table.count), terms, st.id,
+               str(plan) if plan is not None else "", plan.devices if plan is not None else 1, resident)
 
 
 def evaluate_block(job: Job, varied: dict) -> dict:
     """Rows (as columns) for one block of design points of one job. Used by every executor."""
     n = len(next(iter(varied.values()))) if varied else 1
     cols = columns_from(job.spec, job.peaks, varied, n, job.table.effs)
-    c = evaluate(job.table, cols, job.terms, parts=False)
+    c = evaluate(job.table, cols, job.terms, parts=False, energy=False)
     time = c["time"]
     host = host_excess(job.table, time, job.terms)  # [points, stages]
     device = time @ job.table.count
     total = device + host.sum(axis=1)
     rows = {"model": np.full(n, job.model, dtype=object), "stack": np.full(n, job.stack, dtype=object)}
+    if job.plan:
+        rows["plan"], rows["devices"] = np.full(n, job.plan, dtype=object), np.full(n, job.devices)
     for k, v in job.workload.items():
         rows[k] = np.full(n, v)
     for k, v in varied.items():
@@ -192,18 +211,26 @@ def evaluate_block(job: Job, varied: dict) -> dict:
         rows[f"stage_{name}_s"] = time @ np.ascontiguousarray(job.by_stage[:, i]) + host[:, i]
     for i, name in enumerate(CATEGORIES):
         rows[f"{name}_s"] = time @ np.ascontiguousarray(job.by_category[:, i])
+    if job.plan:  # exposed seconds of the collectives (after any overlap with compute)
+        rows["comm_s"] = time @ np.ascontiguousarray(job.by_category[:, len(CATEGORIES)])
     # time in memory- and overhead-bound kernels; compute-bound is the rest
-    parts = {b: np.where(c["bound"] == b, time, 0.0) @ job.table.count for b in (1, 2)}
+    # (and in collectives, on several devices)
+    bounds = BOUNDS if (job.table.unit == UNITS.index("comm")).any() else BOUNDS[:3]
+    parts = {b: np.where(c["bound"] == b, time, 0.0) @ job.table.count for b in range(1, len(bounds))}
     parts[2] = parts[2] + host.sum(axis=1)  # time the host adds counts as overhead-bound
-    parts[0] = total - parts[1] - parts[2]
-    for b, name in enumerate(BOUNDS):
+    parts[0] = total - sum(parts[b] for b in range(1, len(bounds)))
+    for b, name in enumerate(bounds):
         rows[f"{name}_bound_share"] = parts[b] / total
     rows["peak_memory_bytes"] = np.full(n, float(job.peak_memory_bytes))
     rows["fits"] = job.peak_memory_bytes <= cols["capacity"]
-    rate = rows[f"{job.item}_per_s"] = items_per_second(job.family, job.params, total)
-    tdp = varied.get("tdp_w", job.spec.tdp_w)
-    if tdp is not None:
-        rows[f"{job.item}_per_s_per_w"] = per_watt(rate, tdp)
+    rows[f"{job.item}_per_s"] = items_per_second(job.family, job.params, total)
+    if job.plan:
+        rows[f"{job.item}_per_s_per_device"] = rows[f"{job.item}_per_s"] / job.devices
+    if job.spec.power is not None:  # the kernels' energy and static power over the time the host adds, on
+        # every device of the plan; the average power is each device's
+        energy = energy_total(job.table, cols, total, job.terms, job.resident) * job.devices
+        rows["energy_j"], rows["avg_power_w"] = energy, energy / job.devices / total
+        rows[f"{job.item}_per_j"] = per_joule(items(job.family, job.params)[1], energy)
     return rows
 
 
@@ -229,8 +256,9 @@ class Sweep:
 def plan(models: list[str], hardware: str, vary: list[str], vary_workload: list[str], overrides: dict | None = None,
          hw_overrides: dict | None = None, attention: str = "flash", terms: Terms = FULL,
          samples: int | None = None, seed: int = 0, max_points: int = DEFAULT_MAX_POINTS,
-         fusion: str | None = None, stack: str | None = None) -> Sweep:
-    """Validate everything and build the models; nothing is evaluated or written yet."""
+         fusion: str | None = None, stack: str | None = None, vary_plan: list[str] | None = None) -> Sweep:
+    """Validate everything and build the models; nothing is evaluated or written yet. `vary_plan`: parallel
+    plans (`tp=2,sp=4`; a text may hold several separated by `;`), each one kernel table like a workload."""
     if not models:
         raise SpecError("sweep: give at least one model")
     if max_points < 1:
@@ -246,14 +274,15 @@ def plan(models: list[str], hardware: str, vary: list[str], vary_workload: list[
     if len({a.path for a in axes}) != len(axes):
         raise SpecError("--vary: a field is varied twice")
     space = DesignSpace(axes, samples, seed)
+    plans = parse_plans(vary_plan, base)
     w_axes = [parse_axis(v, "--vary-workload") for v in vary_workload]
     if len({a.path for a in w_axes}) != len(w_axes):
         raise SpecError("--vary-workload: a parameter is varied twice")
     # the size from the axes' lengths alone, before any grid is built (a range's num may be 10^30)
-    total = len(models) * math.prod(a.size for a in w_axes) * space.size
+    total = len(models) * math.prod(a.size for a in w_axes) * space.size * max(len(plans), 1)
     if total > max_points:
         raise SpecError(f"the {'sweep' if samples else 'grid'} has {total:,} points, more than --max-points "
-                        f"{max_points:,}; " + ("draw fewer --samples, vary fewer workloads or models, or raise "
+                        f"{max_points:,}; " + ("draw fewer --samples, vary fewer workloads, plans or models, or raise "
                                                "--max-points" if samples else
                                                "use --samples N for a random subset or raise --max-points"))
     for axis in axes:  # the schema's bounds (positive rates, efficiencies <= 1, ...) at both ends of each axis
@@ -288,42 +317,55 @@ def plan(models: list[str], hardware: str, vary: list[str], vary_workload: list[
     for m in models:
         mine = {k: v for k, v in (overrides or {}).items() if k in declared[m]}
         for w in dict.fromkeys(tuple((k, v) for k, v in w.items() if k in declared[m]) for w in workloads):
-            jobs.append(_job(m, dict(w), mine, base, attention, terms, fusion, stack))
+            for p in plans or [None]:
+                jobs.append(_job(m, dict(w), mine, base, attention, terms, fusion, stack, p,
+                                 l2_varied=any(a.path.startswith("on_chip.l2_") for a in axes)))
     kernels = max(len(j.table) for j in jobs)
     chunk = max(1, DEFAULT_CHUNK_ELEMENTS // max(kernels, 1))
     sweep = Sweep(jobs, space, chunk)
-    for axis in axes:
-        used_by = [j.model for j in jobs if axis.path in engine_fields(j)]
-        if not used_by and axis.path.startswith(("compute.", "vector.")):
-            dtypes = sorted({d for j in jobs for _, d in j.peaks})
-            sweep.warnings.append(f"--vary {axis.path} does not change any time: the models compute in "
-                                  f"{', '.join(dtypes)} (vary that rate, or --set dtype=...)")
-    columns = ["model", "stack"] + [a.path for a in w_axes] + [a.path for a in axes] + ["time_s"]
+    from .fields import ignored, unread
+    sweep.warnings += [f"hardware {base.id}: {w}" for w in unread(base.spec)]
+    for axis in axes:  # a varied field no model of the sweep reads: the first model's reason
+        if axis.path.startswith(("interconnect", "network")) and any(j.devices > 1 for j in jobs):
+            continue  # the links' fields are read by the collectives of the multi-device plans
+        said = [ignored(j.spec, j.peaks, j.table.effs, [axis.path], "--vary") for j in jobs]
+        if all(said):
+            sweep.warnings.append(said[0][0])
+    columns = ["model", "stack"] + (["plan", "devices"] if plans else []) + [a.path for a in w_axes] + \
+        [a.path for a in axes] + ["time_s"]
     for job in jobs:
         columns += [f"stage_{s}_s" for s in job.stages if f"stage_{s}_s" not in columns]
-    columns += [f"{c}_s" for c in CATEGORIES] + [f"{b}_bound_share" for b in BOUNDS]
+    columns += [f"{c}_s" for c in CATEGORIES] + (["comm_s"] if plans else []) + \
+        [f"{b}_bound_share" for b in BOUNDS]
     columns += ["peak_memory_bytes", "fits"]
     for job in jobs:
         item = job.item
-        extra = [f"{item}_per_s"] + ([f"{item}_per_s_per_w"] if (job.spec.tdp_w or "tdp_w" in space_paths(space))
-                                     else [])
+        extra = [f"{item}_per_s"] + ([f"{item}_per_s_per_device"] if plans else []) + \
+            (["energy_j", "avg_power_w", f"{item}_per_j"] if job.spec.power else [])
         columns += [c for c in extra if c not in columns]
     sweep.columns = columns
     return sweep
 
 
-def engine_fields(job: Job) -> set:
-    """Hardware fields that the engine reads for this job (the others only label the rows)."""
-    from .hardware import COLUMN_FIELDS, rate_field
-    fields = field_paths(job.spec.model_dump())
-    used = {next(p for p in paths if p is None or p in fields) for paths in COLUMN_FIELDS.values()} - {None}
-    used |= {p for p in (rate_field(fields, job.spec.dtype_substitutes, "matrix" if u == "attention" else u, d)
-                         for u, d in job.peaks) if p}
-    return used
-
-
-def space_paths(space: DesignSpace) -> set:
-    return {a.path for a in space.axes}
+def parse_plans(texts: list[str] | None, hw) -> list:
+    """`--vary-plan` texts (each one or more plans separated by `;`) as Plans, each checked against the device's
+    links; [] when none is given."""
+    from .parallel import check_links, parse_plan
+    plans = []
+    for text in [texts] if isinstance(texts, str) else texts or []:
+        for part in str(text).split(";"):
+            if not part.strip():
+                raise SpecError(f"--vary-plan {shown(text)}: an empty plan (plans are separated by ';', "
+                                f"e.g. \"tp=1;tp=2;tp=4\")")
+            try:
+                plan = parse_plan(part.strip())
+            except SpecError as exc:  # named after this option, not run's --parallel
+                raise SpecError(exc.message.replace("--parallel ", "--vary-plan ", 1)) from None
+            check_links(plan, hw.spec, hw.id)
+            if plan in plans:
+                raise SpecError(f"--vary-plan: plan {plan} is given twice")
+            plans.append(plan)
+    return plans
 
 
 def concat(blocks: list, columns: list) -> dict:

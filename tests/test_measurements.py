@@ -182,4 +182,4 @@ def test_malformed_csv_on_the_command_line(tmp_path):
     code, out, err = run_cli("validate", path, "--hardware", "h100", "--all-rows")
     assert code == 2 and out == ""
     assert err.strip().splitlines() == [f"error: {path}:3: dtype 'fp64': unknown dtype (dtypes: fp32, tf32, bf16, "
-                                        "fp16, fp8, int8, int32, int64, bool)"]
+                                        "fp16, fp8, int8, fp4, int4, int32, int64, bool)"]

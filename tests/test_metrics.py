@@ -45,19 +45,20 @@ def test_items_per_second_of_an_llm_is_batch_times_output_tokens_over_time():
                           [32.0, 16.0, 8.0])
 
 
-def test_sweep_throughput_columns_are_the_metrics_of_a_run():
-    rows = simulator.sweep("llama2-7b", "a100", vary={"tdp_w": [200, 400]}, vary_workload={"batch": [2]},
-                           overrides={"output_tokens": 16})
+def test_sweep_throughput_and_energy_columns_are_the_metrics_of_a_run():
+    rows = simulator.sweep("llama2-7b", "a100", vary={"memory.bandwidth": [2.039e12]},
+                           vary_workload={"batch": [2]}, overrides={"output_tokens": 16})
     r = simulator.run("llama2-7b", "a100", {"batch": 2, "output_tokens": 16})
     for row in rows:
         assert row["tokens_per_s"] == pytest.approx(2 * 16 / r.time_s, rel=1e-9)
-        assert row["tokens_per_s_per_w"] == pytest.approx(metrics.per_watt(row["tokens_per_s"], row["tdp_w"]))
-    assert rows[0]["tokens_per_s_per_w"] == pytest.approx(2 * rows[1]["tokens_per_s_per_w"])  # half the watts
+        assert row["energy_j"] == pytest.approx(r.energy_j, rel=1e-9)
+        assert row["avg_power_w"] == pytest.approx(r.avg_power_w, rel=1e-9)
+        assert row["tokens_per_j"] == pytest.approx(metrics.per_joule(2 * 16, r.energy_j), rel=1e-9)
 
 
-def test_per_watt_for_one_device_and_many_points():
-    assert metrics.per_watt(100.0, 400.0) == 0.25
-    assert np.array_equal(metrics.per_watt(np.array([100.0, 100.0]), [400.0, 200.0]), [0.25, 0.5])
+def test_per_joule_for_one_device_and_many_points():
+    assert metrics.per_joule(100.0, 400.0) == 0.25
+    assert np.array_equal(metrics.per_joule(100.0, np.array([400.0, 200.0])), [0.25, 0.5])
 
 
 def test_group_sum_and_group_matrix_agree_with_the_result(sd15):

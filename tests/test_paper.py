@@ -1,5 +1,6 @@
 """`report paper` end to end, figures as files, findings recomputed independently from `run` JSON."""
 import json
+import math
 
 import pytest
 
@@ -100,3 +101,27 @@ def test_figures_are_byte_for_byte_deterministic(tmp_path):
     second = plots.save_both(plots.figure_flash_speedup(*data), tmp_path / "b")
     for a, b in zip(first, second):
         assert open(a, "rb").read() == open(b, "rb").read()
+
+
+def test_beyond_the_study_recomputed_from_runs(report_dir):
+    """The "beyond the study" section: every built-in 2025 model, each figure recomputed here from `run`."""
+    from simulator.library import builtin_ids
+    data = json.loads((report_dir / "findings.json").read_text())
+    rows = {r["model"]: r for r in data["beyond_the_study"]}
+    assert set(rows) == {m for m in paper.BEYOND_MODELS if m in builtin_ids("models")}
+    assert {"wan21-1.3b", "wan21-14b", "ltx-video", "mochi-1"} <= set(rows)
+    math_r = paper.simulate.run("wan21-14b", "a100", attention="math", stack=paper.STUDY_STACK)
+    flash_r = paper.simulate.run("wan21-14b", "a100", attention="flash", stack=paper.STUDY_STACK)
+    wan = rows["wan21-14b"]
+    assert wan["flash_gain"] == pytest.approx(math_r.time_s / flash_r.time_s, rel=1e-12)
+    cats = flash_r.by_category()
+    assert wan["category_shares"]["attention"] == pytest.approx(cats["attention"]["time_s"] / flash_r.time_s)
+    # Wan's DiT attends over all T x (H/16) x (W/16) = 21 x 30 x 52 video tokens in every block
+    assert wan["attention_tokens"]["full3d"] == [21 * 30 * 52] * 2
+    for r in rows.values():
+        assert sum(r["attention_role_shares"].values()) == pytest.approx(1.0)
+        assert sum(r["category_shares"].values()) == pytest.approx(1.0, abs=0.02)  # the host's share is the rest
+        assert r["resembles"] == ("prefill-like" if abs(math.log(r["denoiser_intensity"] / r["llm_prefill_intensity"]))
+                                  < abs(math.log(r["denoiser_intensity"] / r["llm_decode_intensity"])) else "decode-like")
+    text = (report_dir / "report.md").read_text()
+    assert "## Beyond the study" in text and "| wan21-14b | ttv |" in text and "](beyond.png)" in text

@@ -127,3 +127,35 @@ def test_borrowed_efficiency_is_flagged_in_table_and_json():
     assert code == 0 and "no measurement of its own" in out and "from h100" in out
     code, out, _ = run_cli("run", "sd15", "--hardware", "h200", "--format", "json")
     assert json.loads(out)["provenance"]["borrowed"]["efficiency.matrix"].startswith("h100")
+
+
+def _norm_rows(stack_id):
+    """The kernel rows of Flux's first q/k RMSNorm as `stack_id` runs it on an H100."""
+    model = load_model("flux1-dev", {})
+    table = lower(model, load_stack(stack_id), load_hardware("h100").spec)
+    si, op = next((i, o) for i, (_, o) in enumerate(table.ops) if o.kind == "rms_norm")
+    return op, np.flatnonzero(table.op == si), table
+
+
+def test_eager_runs_rms_norm_as_pytorchs_fp32_chain_compiled_stacks_do_not():
+    """diffusers' RMSNorm upcasts to fp32 and back in eight kernels: 34 bytes per bf16 element (2 + 4 to upcast,
+    4 + 4 to square, 4 to reduce, 2 + 4 to scale, 4 + 2 to downcast, 2 + 2 for the weight) where one fused
+    kernel moves 4 (plus its weight)."""
+    op, rows, table = _norm_rows("eager")
+    elements = np.prod(op.result.outputs[0])
+    assert len(rows) == 8
+    assert table.bytes[rows].sum() == pytest.approx(34 * elements)
+    assert [table.effs[e] for e in table.eff[rows]].count("reduction") == 1
+    assert table.host[rows[0]] == load_stack("eager").spec.host.op_s
+    op, rows, table = _norm_rows("compile")
+    assert len(rows) == 1 and table.bytes[rows[0]] < 4.01 * np.prod(op.result.outputs[0])
+
+
+def test_a_decomposition_of_an_unknown_op_or_dtype_is_a_one_line_error(tmp_path):
+    for bad_text, field in (("  rms_nrm:", "rms_nrm"), ("{read: [op], write: fp33}", "fp33")):
+        bad = tmp_path / "s.yaml"
+        text = open(load_stack("eager").file).read()
+        old = "  rms_norm:" if field == "rms_nrm" else "{read: [op], write: fp32}"
+        bad.write_text(text.replace(old, bad_text, 1))
+        code, _, err = run_cli("run", "sd15", "--stack", str(bad))
+        assert code == 2 and err.count("\n") == 1 and "s.yaml:" in err and field in err and "Traceback" not in err

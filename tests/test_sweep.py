@@ -64,7 +64,7 @@ def test_samples_are_latin_hypercube_and_reproducible():
     u = np.log(a["memory.bandwidth"] / 1e12) / np.log(8)
     assert sorted(np.floor(u * 50).astype(int)) == list(range(50))
     assert sorted(np.floor((a["tdp_w"] - 300) / 600 * 50).astype(int)) == list(range(50))
-    assert "images_per_s_per_w" in a
+    assert "images_per_j" in a and "energy_j" in a and "images_per_s_per_w" not in a
 
 
 def test_chunked_blocks_equal_one_block():
