@@ -30,23 +30,11 @@ import pytest
 from simulator import load_model
 from simulator.ops import experts_touched
 from simulator.simulate import compare
-from reference import close, stage
+from reference import check_model as check, close, stage
 
 DEVICES = ["a100", "h100", "b200", "mi300x", "tpu-v6e"]
 
 
-def check(model_id, overrides, params, flops):
-    model = load_model(model_id, dict(overrides), attention="math")
-    for name, count in params.items():
-        close(stage(model, name).params, count)
-    for name, (conv, linear, attention) in flops.items():
-        s = stage(model, name)
-        # a stage whose shapes change per iteration (the tiled video decoder) is one reference call in all
-        iterations = range(s.repeat) if s.iteration is not None else [0]
-        got = {k: sum(s.flops_by_category(iteration=i)[k] for i in iterations) for k in ("conv", "linear", "attention")}
-        close(got["conv"], conv)
-        close(got["linear"], linear)
-        close(got["attention"], attention)
 
 
 # ------------------------------------------------------------------------------------------ SD 3.5 Large

@@ -23,26 +23,14 @@ compared with the sizes stated by the unCLIP / GLIDE papers it builds on (see th
 import pytest
 
 from simulator import load_model
-from reference import close, stage
+from reference import attention_roles, check_model as check, close, stage
 
 
 
 
 
-def check(model_id, overrides, params, flops):
-    model = load_model(model_id, dict(overrides), attention="math")
-    for name, count in params.items():
-        close(stage(model, name).params, count)
-    for name, (conv, linear, attention) in flops.items():
-        f = stage(model, name).flops_by_category()
-        close(f["conv"], conv)
-        close(f["linear"], linear)
-        close(f["attention"], attention)
-    return model
 
 
-def attention_roles(st):
-    return {op.role for op in st.ops if op.kind == "attention"}
 
 
 # --------------------------------------------------------------------------------------------- ModelScope T2V 1.7B

@@ -27,23 +27,11 @@ import pytest
 
 from simulator import load_model
 from simulator.simulate import run
-from reference import close, stage
+from reference import attention_roles, check_model as check, stage
 
 
-def check(model_id, overrides, params, flops):
-    model = load_model(model_id, dict(overrides), attention="math")
-    for name, count in params.items():
-        close(stage(model, name).params, count)
-    for name, (conv, linear, attention) in flops.items():
-        f = stage(model, name).flops_by_category()
-        close(f["conv"], conv)
-        close(f["linear"], linear)
-        close(f["attention"], attention)
-    return model
 
 
-def attention_roles(st):
-    return {op.role for op in st.ops if op.kind == "attention"}
 
 
 # --------------------------------------------------------------------------------------------- Wan 2.1

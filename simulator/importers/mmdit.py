@@ -129,6 +129,25 @@ def sd3(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACTOR) -> 
     return Part(blocks, inputs, ops, "velocity", facts)
 
 
+def rope_joint_attention(gates: tuple) -> list:
+    """From the normed q/k/v of both streams to the blocks' outputs: [text; image] concatenated, RoPE on q and k,
+    one joint attention, split back, out projections, gated residuals and gated FFs. `gates` names the
+    modulation outputs (gate of the attention, shift/scale/gate of the FF) in `mod` and `cmod`."""
+    g, shift, scale, gff = gates
+    return [op("joint_q", "concat", ["norm_added_q", "norm_q"], axis=1),
+            op("joint_k", "concat", ["norm_added_k", "norm_k"], axis=1),
+            op("joint_v", "concat", ["add_v", "v"], axis=1),
+            op("q_rope", "rope", "joint_q"), op("k_rope", "rope", "joint_k"),
+            op("attn", "attention", ["q_rope", "k_rope", "joint_v"], heads="heads", role="joint"),
+            op("attn_split", "split", "attn", axis=1, sizes=["dim(ctx, 1)", "dim(x, 1)"]),
+            op("to_out", "linear", "attn_split.1", out_features="d"),
+            op("to_add_out", "linear", "attn_split.0", out_features="d"),
+            op("gated_attn", "mul", ["to_out", f"mod.{g}"]), op("res1", "add", ["x", "gated_attn"]),
+            block("x_out", "GatedFF", ["res1", f"mod.{shift}", f"mod.{scale}", f"mod.{gff}"], {"d": "d"}),
+            op("cgated_attn", "mul", ["to_add_out", f"cmod.{g}"]), op("cres1", "add", ["ctx", "cgated_attn"]),
+            block("ctx_out", "GatedFF", ["cres1", f"cmod.{shift}", f"cmod.{scale}", f"cmod.{gff}"], {"d": "d"})]
+
+
 def flux_blocks() -> dict:
     """FluxTransformerBlock (double stream: per-head QK RMS norm, [text; image] joint attention with RoPE) and
     FluxSingleTransformerBlock (one stream over [text; image], attention and MLP in parallel)."""
@@ -141,18 +160,7 @@ def flux_blocks() -> dict:
     ops += [block(f"norm_{n}", "HeadRMSNorm", n, {"heads": "heads"}) for n in ("q", "k")]
     ops += [op(f"add_{n}", "linear", "cmod1", out_features="d") for n in ("q", "k", "v")]
     ops += [block(f"norm_added_{n}", "HeadRMSNorm", f"add_{n}", {"heads": "heads"}) for n in ("q", "k")]
-    ops += [op("joint_q", "concat", ["norm_added_q", "norm_q"], axis=1),
-            op("joint_k", "concat", ["norm_added_k", "norm_k"], axis=1),
-            op("joint_v", "concat", ["add_v", "v"], axis=1),
-            op("q_rope", "rope", "joint_q"), op("k_rope", "rope", "joint_k"),
-            op("attn", "attention", ["q_rope", "k_rope", "joint_v"], heads="heads", role="joint"),
-            op("attn_split", "split", "attn", axis=1, sizes=["dim(ctx, 1)", "dim(x, 1)"]),
-            op("to_out", "linear", "attn_split.1", out_features="d"),
-            op("to_add_out", "linear", "attn_split.0", out_features="d"),
-            op("gated_attn", "mul", ["to_out", "mod.gate_msa"]), op("res1", "add", ["x", "gated_attn"]),
-            block("x_out", "GatedFF", ["res1", "mod.shift_mlp", "mod.scale_mlp", "mod.gate_mlp"], {"d": "d"}),
-            op("cgated_attn", "mul", ["to_add_out", "cmod.gate_msa"]), op("cres1", "add", ["ctx", "cgated_attn"]),
-            block("ctx_out", "GatedFF", ["cres1", "cmod.shift_mlp", "cmod.scale_mlp", "cmod.gate_mlp"], {"d": "d"})]
+    ops += rope_joint_attention(("gate_msa", "shift_mlp", "scale_mlp", "gate_mlp"))
     double = {"args": {"d": None, "heads": None}, "inputs": ["x", "ctx", "temb"],
               "outputs": {"x": "x_out", "ctx": "ctx_out"}, "ops": ops}
     single = {"args": {"d": None, "heads": None}, "inputs": ["x", "ctx", "temb"],
@@ -384,18 +392,7 @@ def qwen_block() -> dict:
     ops += [op(f"add_{n}", "linear", "cmod1", out_features="d") for n in ("q", "k", "v")]
     ops += [block(f"norm_{n}", "HeadRMSNorm", n, {"heads": "heads"}) for n in ("q", "k")]
     ops += [block(f"norm_added_{n}", "HeadRMSNorm", f"add_{n}", {"heads": "heads"}) for n in ("q", "k")]
-    ops += [op("joint_q", "concat", ["norm_added_q", "norm_q"], axis=1),
-            op("joint_k", "concat", ["norm_added_k", "norm_k"], axis=1),
-            op("joint_v", "concat", ["add_v", "v"], axis=1),
-            op("q_rope", "rope", "joint_q"), op("k_rope", "rope", "joint_k"),
-            op("attn", "attention", ["q_rope", "k_rope", "joint_v"], heads="heads", role="joint"),
-            op("attn_split", "split", "attn", axis=1, sizes=["dim(ctx, 1)", "dim(x, 1)"]),
-            op("to_out", "linear", "attn_split.1", out_features="d"),
-            op("to_add_out", "linear", "attn_split.0", out_features="d"),
-            op("gated_attn", "mul", ["to_out", "mod.2"]), op("res1", "add", ["x", "gated_attn"]),
-            block("x_out", "GatedFF", ["res1", "mod.3", "mod.4", "mod.5"], {"d": "d"}),
-            op("cgated_attn", "mul", ["to_add_out", "cmod.2"]), op("cres1", "add", ["ctx", "cgated_attn"]),
-            block("ctx_out", "GatedFF", ["cres1", "cmod.3", "cmod.4", "cmod.5"], {"d": "d"})]
+    ops += rope_joint_attention(("2", "3", "4", "5"))
     return {"args": {"d": None, "heads": None}, "inputs": ["x", "ctx", "temb"],
             "outputs": {"x": "x_out", "ctx": "ctx_out"}, "ops": ops}
 
