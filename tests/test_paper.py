@@ -121,7 +121,8 @@ def test_beyond_the_study_recomputed_from_runs(report_dir):
     for r in rows.values():
         assert sum(r["attention_role_shares"].values()) == pytest.approx(1.0)
         assert sum(r["category_shares"].values()) == pytest.approx(1.0, abs=0.02)  # the host's share is the rest
-        assert r["resembles"] == ("prefill-like" if abs(math.log(r["denoiser_intensity"] / r["llm_prefill_intensity"]))
-                                  < abs(math.log(r["denoiser_intensity"] / r["llm_decode_intensity"])) else "decode-like")
+        to_prefill = abs(math.log(r["denoiser_intensity"] / r["llm_prefill_intensity"]))
+        to_decode = abs(math.log(r["denoiser_intensity"] / r["llm_decode_intensity"]))
+        assert r["resembles"] == ("prefill-like" if to_prefill < to_decode else "decode-like")
     text = (report_dir / "report.md").read_text()
     assert "## Beyond the study" in text and "| wan21-14b | ttv |" in text and "](beyond.png)" in text
