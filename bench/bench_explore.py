@@ -20,7 +20,7 @@ UPDATES = 10
 def screenshots(browser: Browser, url: str, folder: Path) -> None:
     """The README's pictures: a what-if on the main view, the roofline and a two-field sweep heatmap."""
     folder.mkdir(parents=True, exist_ok=True)
-    browser.driver.set_window_size(1400, 1300)  # the open chart in full below the totals
+    browser.driver.set_window_size(1400, 1500)  # the open charts in full below the totals
     browser.open(url)
     before = browser.updates()
     browser.slide("memory.bandwidth", 750)  # twice the A100's bandwidth

@@ -294,9 +294,15 @@ def describe_text(d: dict) -> str:
     rows = [[p["name"], str(p["default"]).lower() if isinstance(p["default"], bool) else str(p["default"]),
              p["type"], p["allowed"], p["help"]] for p in d["params"]]
     out.append(_fit_last(["name", "default", "type", "allowed", "meaning"], rows, "lllll"))
-    from .memory_saving import OPTIONS
-    out += ["", "memory-saving options every model takes (README, \"Memory-saving modes\"):", "  " + ", ".join(
-        f"{p.name}={'|'.join(map(str, p.choices))}" if p.choices else f"{p.name}=true" for p in OPTIONS.values())]
+    from .memory_saving import OPTIONS as saving
+    from .quantisation import OPTIONS as precision
+    for what, section, options in (("quantisation", "Quantisation", precision),
+                                   ("memory-saving", "Memory-saving modes", saving)):
+        shown_as = {}   # options with the same choices share one entry, so the line stays within WIDTH
+        for p in options.values():
+            shown_as.setdefault("|".join(map(str, p.choices)) if p.choices else "true", []).append(p.name)
+        out += ["", f"{what} options every model takes (README, \"{section}\"):",
+                "  " + ", ".join(f"{'/'.join(names)}={values}" for values, names in shown_as.items())]
     out += ["", "stages (in execution order; repeat and ops at the default workload):"]
     rows = [[s["name"], s["repeat_expr"] if str(s["repeat"]) == s["repeat_expr"] else f"{s['repeat_expr']} = "
              f"{s['repeat']}", s["ops"], si(s["params"]), s["shares_weights_with"] or "", s["description"]]

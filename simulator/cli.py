@@ -66,7 +66,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--roofline", action="store_true",
                    help="bare roofline: every efficiency term off")
     p.add_argument("--disable", default="", metavar="TERM[,TERM]",
-                   help="switch efficiency terms off: tile, wave, achievable, overhead, attention, latency")
+                   # engine.Terms.NAMES, spelled out: the parser imports no numpy (tests/test_cli.py checks the list)
+                   help="switch efficiency terms off: tile, wave, achievable, overhead, attention, latency, cache, "
+                   "power, comm (comm: collectives free, an infinitely fast interconnect)")
     _stack_options(p)
     p.add_argument("--out", help="write to this file (atomically) instead of standard output")
 
@@ -106,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="layer", help="table/csv grouping: layer, category, stage or op")
     p.add_argument("--devices", type=int, help="devices of this kind to run on (alone: tensor parallel over all)")
     p.add_argument("--parallel", metavar="PLAN", help="parallel plan, e.g. tp=2,pp=1,dp=1,sp=4,cfg=2,ep=1 "
-                   "(omitted degrees are 1; their product is the device count)")
+                   "(omitted degrees are 1; their product is the device count; ring=N: ring attention)")
     _common(p)
 
     p = sub.add_parser("compare", help="one model on several devices, side by side")
@@ -115,8 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "baseline for speed-ups")
     p.add_argument("--format", default="table", help="table or json")
     p.add_argument("--devices", metavar="N[,N]", help="compare device counts, e.g. 1,2,4,8 (tensor parallel "
-                   "unless --parallel says otherwise)")
-    p.add_argument("--parallel", metavar="PLAN", help="parallel plan for every device count, e.g. sp=2,cfg=2")
+                   "over each; with --parallel, tp fills the rest of each count)")
+    p.add_argument("--parallel", metavar="PLAN", help="degrees for every device count, e.g. sp=2,cfg=2: tp fills "
+                   "the rest of each --devices count (each a multiple of the degrees' product); with tp given, the "
+                   "degrees must multiply to every count")
     _common(p)
     p = sub.add_parser("report", help="re-run a study's characterisation: report.md, figures, findings.json")
     p.add_argument("which", help="paper (Golden et al., ISPASS 2024)")
@@ -137,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention", default="flash", help="flash or math (roofline, seqlen)")
     p.add_argument("--devices", metavar="N[,N]", help="devices of this kind (serving: one line per count, "
                    "default 1,2,4,8; other figures: one count)")
-    p.add_argument("--parallel", metavar="PLAN", help="parallel plan, e.g. sp=2 (default: tensor parallel)")
+    p.add_argument("--parallel", metavar="PLAN", help="parallel plan, e.g. sp=2 (default: tensor parallel); "
+                   "serving: tp fills the rest of each --devices count; other figures: the degrees multiply to "
+                   "--devices")
     p.add_argument("--batches", metavar="B[,B]", default="1,2,4,8,16,32,64,128,256",
                    help="serving: the batch sizes swept (default 1,2,4,...,256)")
     _stack_options(p, fusion=False)
@@ -179,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vary", action="append", default=[], metavar="FIELD=SPEC",
                    help="hardware field (same paths as --hw-set) over a list a,b,c or a range start:stop:num[:log]")
     p.add_argument("--vary-workload", action="append", default=[], metavar="NAME=SPEC",
-                   help="workload parameter over a list or range (always a grid)")
+                   help="workload parameter over a list or range (always a grid); also the quantisation and "
+                   "memory-saving options every model takes, e.g. weight_dtype=int4,fp16 or offload=none,model")
     p.add_argument("--vary-plan", action="append", default=[], metavar="PLANS",
                    help="parallel plans separated by ';', e.g. \"tp=1;tp=2;tp=4;tp=8\" (each one kernel table, "
                    "like a workload; rows gain plan, devices and comm_s)")

@@ -71,6 +71,9 @@ def time(kind: str, size, n, stride, cols: dict):
     point: `size` bytes as the one-level formulas take it, `cols` the engine's hardware columns ([P] each)."""
     bw, lat = cols["link_bandwidth"][:, None], cols["link_latency"][:, None]
     net_bw, net_lat = cols["network_bandwidth"][:, None], cols["network_latency"][:, None]
+    # a device without a network (its column 0) never has a group across nodes (parallel.check_links refuses
+    # one), but both branches below are computed: NaN, not a division by zero, stands in for the absent link
+    net_bw = np.where(net_bw > 0, net_bw, np.nan)
     inner, nodes = placement(n, stride, cols["devices_per_node"][:, None])
     one = ONE_LEVEL[kind]
     if kind == "all_reduce":
@@ -80,7 +83,13 @@ def time(kind: str, size, n, stride, cols: dict):
         return local + np.where(nodes > 1, one(size / inner, nodes, net_bw, net_lat), 0.0)
     if kind == "p2p":  # a stage boundary inside a node or across nodes
         return np.where(nodes > 1, p2p(size, 2.0, net_bw, net_lat), p2p(size, n, bw, lat))
-    # all-gather / reduce-scatter / all-to-all: the share exchanged with other nodes crosses each device's NIC
+    if kind in ("all_gather", "reduce_scatter"):
+        # hierarchical, as the all-reduce's halves: inside each node over the full S (inner devices), and between
+        # nodes each device exchanges its 1/inner share with its peers of the other nodes, one NIC each (an
+        # all-gather gathers across nodes first, a reduce-scatter reduces in the node first). So an all-reduce
+        # costs a reduce-scatter plus an all-gather, or less where the tree wins
+        return one(size, inner, bw, lat) + np.where(nodes > 1, one(size / inner, nodes, net_bw, net_lat), 0.0)
+    # all-to-all: every device sends (n - inner)/n of its buffer to devices on other nodes through its own NIC
     local = one(size * inner / n, inner, bw, lat)
     remote = np.where(nodes > 1, (nodes - 1) * net_lat + (n - inner) / n * size / net_bw, 0.0)
     return local + remote

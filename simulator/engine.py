@@ -27,6 +27,27 @@ from .ops import UNITS
 BOUNDS = ("compute", "memory", "overhead", "comm")  # comm: a collective between devices (multi-device plans)
 
 
+def _keep_heap_top(pad: int = 64 << 20) -> None:
+    """Ask glibc's malloc to keep `pad` bytes at the top of the heap when it trims (M_TOP_PAD, mallopt(3)).
+
+    Every formula here allocates its temporaries afresh; a long decode's table has tens of thousands of rows, so
+    they are a few hundred KiB each, and glibc gives such freed memory back to the kernel and faults it in again
+    on the next allocation. That costs more than the arithmetic: `np.ceil(x / t) * t` over 32k float64 took
+    112 us, 32 us with the pad (measured here), and a whole 32k-token decode analysis about twice as long.
+    Elsewhere (another libc or OS) nothing changes."""
+    import sys
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-2, pad)  # -2: M_TOP_PAD in glibc's malloc.h
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        pass
+
+
+_keep_heap_top()
+
+
 @dataclass(frozen=True)
 class Terms:
     """Which effects beyond the bare roofline are on."""
@@ -35,23 +56,27 @@ class Terms:
     achievable: bool = True  # best measured fraction of peak compute and bandwidth
     overhead: bool = True    # per-kernel launch overhead
     attention: bool = True   # fused attention's query/key blocks and padded head dim (else a plain GEMM)
-    latency: bool = True     # each kernel waits one DRAM round trip before data streams
+    latency: bool = True     # each kernel waits one DRAM round trip before data streams (a collective: its
+    #                          link's latency at each step of its algorithm)
     cache: bool = True       # re-reads of tensors still resident in L2 move at the L2's bandwidth
     power: bool = True       # a kernel that would draw more than the TDP runs at the clock that fits
-    comm: bool = True        # collectives between devices cost their link time (off: an infinitely fast link)
+    # collectives between devices cost their link time (off: an infinitely fast link). Not an efficiency effect:
+    # their bytes over the link bandwidth are part of the bare roofline on several devices, so ROOFLINE keeps it
+    comm: bool = True
 
     NAMES = ("tile", "wave", "achievable", "overhead", "attention", "latency", "cache", "power", "comm")
 
     def describe(self) -> str:
-        on = [name for name in self.NAMES if getattr(self, name)]
-        return "roofline only" if not on else "roofline + " + ", ".join(on)
+        on = [name for name in self.NAMES if getattr(self, name) and name != "comm"]
+        text = "roofline only" if not on else "roofline + " + ", ".join(on)
+        return text if self.comm else text + "; collectives free (comm off)"
 
     @classmethod
     def without(cls, names) -> "Terms":
         return cls(**{n: n not in names for n in cls.NAMES})
 
 
-ROOFLINE = Terms(*(False for _ in Terms.NAMES))
+ROOFLINE = Terms.without(set(Terms.NAMES) - {"comm"})  # every efficiency term off; collectives at bytes / bandwidth
 FULL = Terms()
 
 
@@ -137,7 +162,10 @@ def sram_scale(need: np.ndarray, cols: dict) -> np.ndarray:
     """
     sram, sram0 = cols["sram"][:, None], np.maximum(cols["sram0"][:, None], 1.0)
     budget = np.maximum(sram * np.maximum(1.0, need / sram0), 1.0)
-    return 0.5 ** np.ceil(np.log2(np.maximum(need / budget, 1.0)))
+    over = need / budget
+    if (over <= 1.0).all():  # every tile fits (the usual case): 0.5 ** ceil(log2(1)) = 1, without the logs
+        return np.ones_like(over)
+    return 0.5 ** np.ceil(np.log2(np.maximum(over, 1.0)))
 
 
 def quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
@@ -149,7 +177,7 @@ def quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
     short reductions run below peak. Among TILE_CHOICES x split-K choices the smallest factor wins, as a
     library's heuristic would choose it.
     """
-    b, m, n, k = (np.maximum(gemm[:, i], 1.0) for i in range(4))
+    b, m, n, k = np.maximum(np.ascontiguousarray(gemm.T), 1.0)  # dimension by dimension, each contiguous
     cores = cols["cores"][:, None]
     k0 = cols["k0_matrix"][:, None] if terms.achievable and "k0_matrix" in cols else 0.0
     small = {d: cols[f"min_tile_{d}"][:, None] for d in "mnk"}
@@ -170,7 +198,8 @@ def quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
         tiles = b * np.ceil(m / tm) * np.ceil(n / tn)
         splits = np.ones_like(tiles * cores)
         if terms.wave:
-            splits = np.clip(np.floor(cores / tiles), 1.0, np.maximum(np.floor(k / (tk * MIN_K_STEPS_PER_SPLIT)), 1))
+            splits = np.minimum(np.maximum(np.floor(cores / tiles), 1.0),  # np.clip, faster
+                                np.maximum(np.floor(k / (tk * MIN_K_STEPS_PER_SPLIT)), 1))
         factor = np.ones(np.broadcast_shapes(tm.shape, m.shape, splits.shape))
         k_split = np.ceil(k / splits)
         if terms.tile:
@@ -197,7 +226,7 @@ def attention_quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.nda
     `attention_k_overhead` keys. When the query blocks cannot fill the cores (decode), the keys are split
     across cores (split-KV).
     """
-    bh, lq, lk, d = (np.maximum(gemm[:, i], 1.0) for i in range(4))
+    bh, lq, lk, d = np.maximum(np.ascontiguousarray(gemm.T), 1.0)
     cores = cols["cores"][:, None]
     small = cols["min_tile_m"][:, None]
     bq = np.minimum(cols["attn_q"][:, None], np.ceil(lq / small) * small)
@@ -218,7 +247,7 @@ def attention_quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.nda
     splits = np.ones_like(factor)
     if terms.wave:
         blocks = bh * np.ceil(lq / bq)
-        splits = np.clip(np.floor(cores / blocks), 1.0, np.ceil(lk / bk))
+        splits = np.minimum(np.maximum(np.floor(cores / blocks), 1.0), np.ceil(lk / bk))  # np.clip, faster
         ctas = blocks * splits
         factor = factor * np.ceil(ctas / cores) * cores / ctas
     if terms.achievable and "k0_attention" in cols:
@@ -248,12 +277,11 @@ def work(table: KernelTable, cols: dict, terms: Terms) -> np.ndarray:
         distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
     per = {c: distinct[:, i] for i, c in enumerate(TILE_COLUMNS)}
     out = np.repeat(flops, len(distinct), axis=0)
-    if gemm.any():
-        out[:, gemm] *= quantisation(table.gemm[gemm], per, terms)
-    if plain.any():
-        out[:, plain] *= quantisation(table.gemm[plain], per, replace(terms, achievable=False))
-    if fused.any():
-        out[:, fused] *= attention_quantisation(table.gemm[fused], per, terms)
+    for rows, factor, t in ((gemm, quantisation, terms), (plain, quantisation, replace(terms, achievable=False)),
+                            (fused, attention_quantisation, terms)):
+        rows = np.flatnonzero(rows)  # row indices: gathers and scatters by index beat boolean masks
+        if len(rows):
+            out[:, rows] = np.take(out, rows, axis=1) * factor(np.take(table.gemm, rows, axis=0), per, t)
     return out if len(distinct) == 1 else out[inverse.ravel()]
 
 
@@ -265,16 +293,16 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
     `parts` also the compute, memory and overhead times. Without `parts` (sweeps) the arrays are reused in
     place, which saves memory traffic on large blocks.
     """
-    rate = np.stack([cols[f"peak:{u}:{d}"] for u, d in table.peaks], axis=1)[:, table.peak]  # [P, K]
+    rate = np.take(np.stack([cols[f"peak:{u}:{d}"] for u, d in table.peaks], axis=1), table.peak, axis=1)  # [P, K]
     if terms.achievable:
         # the kernel class's achievable fraction, at the clock the part sustains under load
-        eff = np.stack([cols[f"eff:{c}"] for c in table.effs], axis=1)[:, table.eff]
+        eff = np.take(np.stack([cols[f"eff:{c}"] for c in table.effs], axis=1), table.eff, axis=1)
         rate = rate * eff * cols["clock_ratio"][:, None]
     compute = work(table, cols, terms) / rate
     bandwidth = cols["bandwidth"]
     if terms.achievable:
         # each class's achievable fraction of bandwidth (row reductions reach less than streaming kernels)
-        effmem = np.stack([cols[f"effmem:{c}"] for c in table.effs], axis=1)[:, table.eff]
+        effmem = np.take(np.stack([cols[f"effmem:{c}"] for c in table.effs], axis=1), table.eff, axis=1)
         memory = table.bytes[None, :] / (bandwidth[:, None] * effmem)
     else:
         memory = np.multiply.outer(1.0 / bandwidth, table.bytes)
@@ -291,8 +319,11 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
     overhead = np.multiply.outer(launch, table.launches)
     if terms.cache:
         memory = memory + l2_correction(table, cols, effmem if terms.achievable else 1.0)
+    # FLOP and byte energy, for the power cap and the kernels' energy alike (one design point: a sweep's power
+    # cap computes it once for all points that share their energy figures)
+    dynamic = dynamic_energy(table, cols) if len(bandwidth) == 1 and (terms.power or energy) else None
     if terms.power:
-        compute = power_cap(table, cols, compute, memory)
+        compute = power_cap(table, cols, compute, memory, dynamic)
     comm = communication(table, cols, terms, compute, memory, overhead)
     out = {}
     if bound:
@@ -314,15 +345,34 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
         if parts:
             out["comm"] = comm
     if energy:
-        out["energy"] = kernel_energy(table, cols, out["time"], terms)
+        out["energy"] = kernel_energy(table, cols, out["time"], terms, dynamic)
     return out
 
 
-def resident_bytes(table: KernelTable, l2_bytes: np.ndarray) -> np.ndarray:
+def resident_bytes(table: KernelTable, l2_bytes: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """[P, K]: bytes each kernel re-reads of tensors still in an L2 of `l2_bytes` (one per design point): those
-    whose bytes touched since their last use, themselves included, fit."""
-    hit = table.reuse[None, :, :] <= np.asarray(l2_bytes)[:, None, None]
-    return np.einsum("pkj,kj->pk", hit, table.reread)
+    whose bytes touched since their last use, themselves included, fit. With `rows` (`rereading(table)`), [P,
+    len(rows)]: those kernels' only."""
+    l2 = np.asarray(l2_bytes)
+    if rows is None:
+        out = np.zeros((len(l2), len(table)))
+        rows = rereading(table)
+        if len(rows):
+            out[:, rows] = resident_bytes(table, l2, rows)
+        return out
+    hit = table.reuse[None, rows, :] <= l2[:, None, None]
+    return np.einsum("pkj,kj->pk", hit, table.reread[rows])
+
+
+def rereading(table: KernelTable) -> np.ndarray:
+    """Indices of the kernels that re-read anything (few: an op's first kernel, and no per-iteration op's; see
+    `mapping.with_reuse`)."""
+    if table.reread is None or not table.reread.shape[1]:
+        return np.zeros(0, dtype=np.int64)
+    any_slot = table.reread[:, 0] != 0
+    for j in range(1, table.reread.shape[1]):  # column by column: numpy's any(axis=1) over 3 slots is 10x slower
+        any_slot |= table.reread[:, j] != 0
+    return np.flatnonzero(any_slot)
 
 
 def l2_correction(table: KernelTable, cols: dict, effmem) -> np.ndarray | float:
@@ -345,25 +395,38 @@ def l2_correction(table: KernelTable, cols: dict, effmem) -> np.ndarray | float:
 
 def dynamic_energy(table: KernelTable, cols: dict) -> np.ndarray:
     """Joules each kernel's FLOPs and DRAM bytes take (NaN where the file has no power model): [P, K]."""
-    pj = np.stack([cols[f"pj:{u}:{d}"] for u, d in table.peaks], axis=1)[:, table.peak]
+    pj = np.take(np.stack([cols[f"pj:{u}:{d}"] for u, d in table.peaks], axis=1), table.peak, axis=1)
     flops = np.where(table.unit == UNITS.index("none"), 0.0, table.flops)
     return 1e-12 * (pj * flops[None, :] + np.multiply.outer(cols["dram_pj"], table.bytes))
 
 
-def power_cap(table: KernelTable, cols: dict, compute: np.ndarray, memory: np.ndarray) -> np.ndarray:
+def power_cap(table: KernelTable, cols: dict, compute: np.ndarray, memory: np.ndarray,
+              dynamic: np.ndarray | None = None) -> np.ndarray:
     """Compute times with the TDP cap: a kernel whose power at the sustained clock (static + its dynamic energy
     over its time) would exceed the TDP runs at the clock that fits. Its energy per operation is the same at a
     lower clock (same voltage: the conservative case), so it takes dynamic energy / (TDP - static) seconds; never
-    faster than at the sustained clock. Devices without a power model or TDP are not capped."""
+    faster than at the sustained clock. Devices without a power model or TDP are not capped. `dynamic`: the
+    kernels' `dynamic_energy`, where the caller has it.
+
+    Relative to the file's own TDP, like SRAM and L2: the achievable fractions were measured under that TDP, so a
+    kernel that the energy model puts over it there already runs at its measured speed. Such a kernel's time
+    scales with the inverse of the power headroom when the TDP moves; one under the file's TDP is capped only once
+    it exceeds the new one."""
     headroom = cols["tdp"] - cols["static_w"]
     if np.isnan(headroom).all():
         return compute
     # the energy figures are the same at every design point unless a sweep varies them: one row then serves all
-    names = ["tdp", "static_w", "dram_pj", *(f"pj:{u}:{d}" for u, d in table.peaks)]
-    if all((np.asarray(cols[c]) == np.asarray(cols[c])[0]).all() for c in names):
+    names = ["tdp", "tdp0", "static_w", "dram_pj", *(f"pj:{u}:{d}" for u, d in table.peaks)]
+    if all((np.asarray(cols[c]) == np.asarray(cols[c])[0]).all() or np.isnan(np.asarray(cols[c])).all()
+           for c in names):
         cols = {c: np.asarray(cols[c])[:1] for c in names}
         headroom = headroom[:1]
-    floor = dynamic_energy(table, cols) / headroom[:, None]
+    energy = dynamic if dynamic is not None and len(headroom) == len(dynamic) else dynamic_energy(table, cols)
+    floor = energy / headroom[:, None]
+    own = energy / (cols["tdp0"] - cols["static_w"])[:, None]   # the power-bound time under the file's TDP
+    over = own > compute                                       # NaN (no file TDP) compares false: plain cap
+    if over.any():
+        floor = np.where(over, compute * floor / np.where(over, own, 1.0), floor)
     return np.fmax(compute, floor, out=compute)  # `compute` is the engine's own array: updated in place
 
 
@@ -384,14 +447,17 @@ def energy_total(table: KernelTable, cols: dict, device_time: np.ndarray, terms:
     return e + cols["static_w"] * device_time
 
 
-def kernel_energy(table: KernelTable, cols: dict, time: np.ndarray, terms: Terms) -> np.ndarray:
+def kernel_energy(table: KernelTable, cols: dict, time: np.ndarray, terms: Terms,
+                  dynamic: np.ndarray | None = None) -> np.ndarray:
     """Joules of one run of each kernel: its FLOPs and DRAM bytes at the file's pJ figures, the re-reads the L2
     serves at its pJ per byte instead of the DRAM's, plus static power over the kernel's time. NaN without a
     power model."""
-    e = dynamic_energy(table, cols) + cols["static_w"][:, None] * time
-    if terms.cache and table.reread is not None and table.reread.any() and not np.isnan(cols["l2_bw"]).all():
+    e = (dynamic if dynamic is not None else dynamic_energy(table, cols)) + cols["static_w"][:, None] * time
+    rows = rereading(table) if terms.cache else ()
+    if len(rows) and not np.isnan(cols["l2_bw"]).all():
         l2_pj = np.where(np.isnan(cols["l2_pj"]), cols["dram_pj"], cols["l2_pj"])
-        e = e - 1e-12 * resident_bytes(table, cols["l2_bytes"]) * (cols["dram_pj"] - l2_pj)[:, None]
+        # (the other kernels have no resident bytes: nothing to subtract)
+        e[:, rows] -= 1e-12 * resident_bytes(table, cols["l2_bytes"], rows) * (cols["dram_pj"] - l2_pj)[:, None]
     return e
 
 
@@ -410,6 +476,9 @@ def communication(table: KernelTable, cols: dict, terms: Terms, compute, memory,
     comm = np.zeros(np.broadcast_shapes(compute.shape, memory.shape))
     if not terms.comm:  # the "infinitely fast interconnect" what-if
         return comm
+    if not terms.latency:  # the bare link roofline: bytes over bandwidth, no per-step latency
+        cols = {**cols, "link_latency": np.zeros_like(cols["link_latency"]),
+                "network_latency": np.zeros_like(cols["network_latency"])}
     g = table.gemm[rows]
     cost = np.zeros((comm.shape[0], int(rows.sum())))
     for k, kind in enumerate(KINDS):
@@ -450,9 +519,12 @@ def host_excess(table: KernelTable, time: np.ndarray, terms: Terms = FULL) -> np
         return out
     for s in range(n_stages):
         rows = np.flatnonzero(table.stage == s)
+        n_rows = len(rows)
+        if n_rows and rows[-1] - rows[0] + 1 == n_rows:  # the stage's rows in one run: views, no gathers
+            rows = slice(rows[0], rows[-1] + 1)
         repeat = max(table.stage_repeat[s], 1.0)
         step = table.stage_step_s[s]
-        if not len(rows) and not step:
+        if not n_rows and not step:
             continue
         c = table.count[rows] / repeat          # runs of each row in one repeat
         h, d = table.host[rows], time[:, rows]  # per run
@@ -461,9 +533,9 @@ def host_excess(table: KernelTable, time: np.ndarray, terms: Terms = FULL) -> np
         one = np.minimum(c, 1.0)                # a row averaged over repeats (c < 1) runs at most once
         first = (host_end - (c - one) * h) - (dev_end - c * d)  # lead at the first run of each row
         last = host_end - (dev_end - one * d)                   # lead at the last run
-        e = np.maximum(np.maximum(first, last).max(axis=1, initial=step), 0.0) if len(rows) else np.full(points, step)
-        dev = dev_end[:, -1] if len(rows) else np.zeros(points)
-        host = host_end[-1] if len(rows) else step
+        e = np.maximum(np.maximum(first, last).max(axis=1, initial=step), 0.0) if n_rows else np.full(points, step)
+        dev = dev_end[:, -1] if n_rows else np.zeros(points)
+        host = host_end[-1] if n_rows else step
         if table.stage_sync[s]:
             total = repeat * (dev + e)
         else:

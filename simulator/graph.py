@@ -9,6 +9,7 @@ costed exactly: every op whose shapes depend on the variable has a result per it
 """
 from __future__ import annotations
 
+import threading
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -683,8 +684,15 @@ class _Iterations:
 
     def at(self, it: int) -> list:
         if it not in self.cache:
-            self.cache[it] = self.builder.evaluate_iteration(self.varying, it)
+            # evaluating sets the builder's iteration state: a model shared by threads (the explorer's cache of
+            # built models) evaluates one iteration at a time. One lock for all: a Model stays picklable.
+            with _EVALUATING:
+                if it not in self.cache:
+                    self.cache[it] = self.builder.evaluate_iteration(self.varying, it)
         return self.cache[it]
+
+
+_EVALUATING = threading.Lock()
 
 
 class IterationResults(Sequence):
@@ -712,7 +720,9 @@ def peak_activation_bytes(ops: list, tensors: dict) -> int:
     A storage is allocated when its first tensor is produced and freed after the last op that reads any tensor
     in it; stage inputs are live from the start and unread results to the end. Workspace (e.g. the score matrix
     of math attention) counts while its op runs. A repeated block appears once: its repetitions run one after
-    another, so one copy of its activations is live at a time.
+    another, so one copy of its activations is live at a time. What ops hold across the iterations of the stage
+    (the frame caches of a chunked causal decoder, one per conv and repetition) is live throughout: each cache is
+    replaced when its conv runs, so their total stays the same over a chunk.
     """
     size: dict = {}
     last_use: dict = {}
@@ -731,8 +741,10 @@ def peak_activation_bytes(ops: list, tensors: dict) -> int:
     produced_at: dict = {}
     for op in ops:
         for t in op.outputs:
-            produced_at.setdefault(tensors[t].storage, op.index)
+            if tensors[t].storage == t:  # an allocation; a view (a slice or reshape of a stage input) is not
+                produced_at.setdefault(t, op.index)
     live = sum(size[s] for s in size if s not in produced_at)  # stage inputs
+    live += sum(op.result.held * op.count for op in ops)
     frees: dict = {}
     for s, idx in last_use.items():
         frees.setdefault(idx, []).append(s)

@@ -189,7 +189,7 @@ def load_hardware(name: str, overrides: dict | None = None) -> Hardware:
         power = power.model_copy(update={n: {**getattr(own.power, n), **getattr(power, n)}
                                          for n in ("matrix_pj_per_flop", "vector_pj_per_flop")})
     spec = spec.model_copy(update={"compute": tables["matrix"], "vector": tables["vector"], "power": power})
-    spec._reference.update({k: own.reference(k) for k in ("cores", "peak_hz", "sram", "l2_bytes", "l2_bandwidth")})
+    spec._reference.update({k: own.reference(k) for k in ("cores", "peak_hz", "sram", "l2_bytes", "l2_bandwidth", "tdp")})
     return Hardware(Path(file).stem + "*", file, spec)
 
 
@@ -250,7 +250,10 @@ def efficiency_fields(klass: str) -> tuple:
         return (f"efficiency.matrix_by_dtype.{dtype}", "efficiency.matrix")
     if kind == "conv":
         return ("efficiency.conv", f"efficiency.matrix_by_dtype.{dtype}", "efficiency.matrix")
-    return {"vector": ("efficiency.vector",), "reduction": ("efficiency.vector",), "none": (None,)}[klass]
+    # dequant: a weight-only GEMM's dequantisation (vector work inside the GEMM, quantisation.py), its own class so
+    # that reports can tell its FLOPs from the model's; costed as any vector work
+    return {"vector": ("efficiency.vector",), "reduction": ("efficiency.vector",), "dequant": ("efficiency.vector",),
+            "none": (None,)}[klass]
 
 
 def memory_efficiency_fields(klass: str) -> tuple:
@@ -284,6 +287,8 @@ def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = N
     for col, path in (("static_w", "power.static_w"), ("dram_pj", "power.dram_pj_per_byte"),
                       ("l2_pj", "power.l2_pj_per_byte"), ("tdp", "tdp_w")):
         cols[col] = np.broadcast_to(np.asarray(fields.get(path, np.nan), dtype=np.float64), (n,))
+    own_tdp = spec.reference("tdp")
+    cols["tdp0"] = np.full(n, np.nan if own_tdp is None else own_tdp)
     for klass in effs:
         path = next(p for p in efficiency_fields(klass) if p is None or p in fields)
         cols[f"eff:{klass}"] = np.broadcast_to(np.asarray(1.0 if path is None else fields[path], dtype=np.float64),

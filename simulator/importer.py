@@ -115,17 +115,21 @@ def read_config(path: Path, cls: str | None = None) -> Config:
 
 
 def supported() -> str:
-    """The supported classes, families folded by their common suffix so the one-line error stays short:
-    `...Transformer3DModel (CogVideoX, HunyuanVideo, ...)`."""
-    groups, rest = {}, []
+    """The supported classes, families folded by their common suffix or prefix so the one-line error stays short:
+    `...Transformer3DModel (CogVideoX, HunyuanVideo, ...)`, `AutoencoderKL... (QwenImage, Wan)`."""
+    groups, rest, prefixed = {}, [], {}
     for name in sorted(builders()):
         suffix = next((s for s in ("Transformer2DModel", "Transformer3DModel", "ForCausalLM") if name.endswith(s)
                        and name != s), None)
+        prefix = next((s for s in ("AutoencoderKL",) if name.startswith(s) and name != s), None)
         if suffix:
             groups.setdefault(suffix, []).append(name[:-len(suffix)])
+        elif prefix:
+            prefixed.setdefault(prefix, []).append(name[len(prefix):])
         else:
             rest.append(name)
-    return ", ".join(rest + [f"...{s} ({', '.join(p)})" for s, p in groups.items()])
+    return ", ".join(rest + [f"{s}... ({', '.join(p)})" for s, p in prefixed.items()] +
+                     [f"...{s} ({', '.join(p)})" for s, p in groups.items()])
 
 
 # ------------------------------------------------------------------------------------------------ network parts
@@ -158,7 +162,8 @@ def network(*classes: str):
 
 def builders() -> dict:
     if not _BUILDERS:
-        from .importers import dit, llm, mmdit, text, unet, video  # noqa: F401  (each module registers its classes)
+        from .importers import (dit, llm, mmdit, text, unet, video,  # noqa: F401  (each registers its classes)
+                                video_vae)
     return _BUILDERS
 
 
@@ -213,8 +218,9 @@ def single_stage(config: Config, part: Part) -> dict:
     stage = {"name": role, "description": f"one {config.cls} evaluation",
              "bind": {"B": "batch"} | part.facts.get("bind", {}),
              "inputs": part.facts["main_input"] | part.inputs, "ops": part.ops}
-    if "tiling" in part.facts:   # the decoder's tile geometry for --set vae_tiling=true
-        stage["tiling"] = part.facts["tiling"]
+    for key in ("tiling", "repeat", "iteration"):   # a decoder's tile geometry (--set vae_tiling=true), its calls
+        if key in part.facts:
+            stage[key] = part.facts[key]
     params = {"batch": {"default": 1, "min": 1, "help": "inputs evaluated together (batch size)"}}
     params.update(part.facts["params"])
     params["dtype"] = dtype_param()

@@ -19,7 +19,7 @@ from .dtypes import BYTES
 from .engine import KernelTable
 from .graph import Model
 from .ops import CATEGORIES, UNITS, numel
-from .quantisation import check_device
+from .quantisation import DEQUANT, check_device
 from .stacks import Stack
 
 MATH = "math"
@@ -123,6 +123,8 @@ def kernel_class(k, category: str, backend: str | None, kind: str = "", dtype: s
         return f"attention:{backend}"
     if k.unit == "matrix":
         return f"{'conv' if category == 'conv' else 'matrix'}:{dtype}"
+    if k.suffix == DEQUANT:
+        return "dequant"
     if k.unit == "vector":
         return "reduction" if category == "norm" or kind == "softmax" or k.suffix == ".softmax" else "vector"
     return "none"
@@ -143,17 +145,64 @@ class KernelRows:
         self.rows.append((oid, si, cat, UNITS.index(k_unit), p, e, b, flops, max(nbytes, 0.0), *gemm, launches,
                           count, host))
 
-    def add_block(self, rows: np.ndarray) -> None:
+    def add_block(self, rows: "np.ndarray | _Steps") -> None:
         if self.rows:
             self.blocks.append(np.array(self.rows, dtype=np.float64).reshape(-1, 16))
             self.rows = []
         self.blocks.append(rows)
 
-    def all_rows(self):
-        """Every row in the order added: the list, or one array where blocks were added."""
+    def table(self, ops: list, stage_meta: list, launch: str) -> KernelTable:
+        """The rows as a KernelTable (as `KernelTable.from_rows` builds it), assembled column by column: an
+        op's kernels at every iteration are written straight into contiguous columns, never as a [rows, 16]
+        array of a long decode."""
         if not self.blocks:
-            return self.rows
-        return np.concatenate(self.blocks + [np.array(self.rows, dtype=np.float64).reshape(-1, 16)])
+            return KernelTable.from_rows(ops, self.rows, self.peaks, self.classes, self.backends, stage_meta,
+                                         launch)
+        parts = self.blocks + ([np.array(self.rows, dtype=np.float64).reshape(-1, 16)] if self.rows else [])
+
+        def column(c):
+            return np.concatenate([p.column(c) if isinstance(p, _Steps) else p[:, c] for p in parts])
+        ints = [column(c).astype(np.int64) for c in range(7)]
+        gemm = np.empty((sum(len(p) for p in parts), 4))
+        for j in range(4):
+            gemm[:, j] = column(9 + j)
+        meta = np.array(stage_meta, dtype=np.float64).reshape(-1, 3)
+        table = KernelTable(ops, *ints[:5], list(self.peaks), ints[5], list(self.classes), ints[6],
+                            list(self.backends), column(7), column(8), gemm, column(13), column(14),
+                            column(15), meta[:, 0], meta[:, 1], meta[:, 2].astype(bool), launch)
+        # where the growing kernels' rows lie: (first row, end, kernels per iteration), for `row_groups`. A plain
+        # attribute, not a field: `dataclasses.replace` (a multi-device rewrite) does not carry it to a table
+        # whose rows it may have changed
+        table.steps, at = [], 0
+        for p in parts:
+            if isinstance(p, _Steps) and len(p.growing):
+                table.steps.append((at + len(p.first), at + len(p), len(p.growing)))
+            at += len(p)
+        return table
+
+
+class _Steps:
+    """An op's kernel rows at every iteration of its stage, affine in the iteration (`_affine_rows`): the first
+    iteration's rows (with the kernels the same at every iteration, their runs summed), then the growing
+    kernels at each later iteration t = 1 .. n-1, iteration by iteration."""
+
+    def __init__(self, first: np.ndarray, growing: np.ndarray, slope: np.ndarray, n: int):
+        self.first, self.growing, self.slope, self.n = first, growing, slope, n
+
+    def __len__(self) -> int:
+        return len(self.first) + (self.n - 1) * len(self.growing)
+
+    def column(self, c: int) -> np.ndarray:
+        """Column `c` of every row, in order: at iteration t a growing kernel's value is base + t x slope."""
+        g = self.growing[:, c]
+        if not len(g):
+            return self.first[:, c]
+        if self.slope[:, c].any():
+            steps = np.arange(1, self.n, dtype=np.float64)[:, None]
+            rest = (g[None, :] + steps * self.slope[None, :, c]).ravel()
+        else:
+            rest = np.full(self.n - 1, g[0]) if len(g) == 1 else np.tile(g, self.n - 1)
+        return np.concatenate([self.first[:, c], rest])
 
 
 def lower(model: Model, stack: Stack, spec, per_iteration: bool = False, plan=None) -> KernelTable:
@@ -180,14 +229,18 @@ def lower(model: Model, stack: Stack, spec, per_iteration: bool = False, plan=No
             if not op.per_iteration:
                 lower_at(out, op.result, op.count * stage.repeat)
                 continue
-            block = None if per_iteration else _affine_rows(out, op, lower_at)
+            # a stage with an iteration variable run several times over, all its iterations each time (the tiles
+            # of a tiled chunk-by-chunk video decode: graph.build_model multiplies its repeat by the tiles)
+            runs = stage.repeat // len(op.per_iteration)
+            lower_it = lower_at if runs == 1 else (
+                lambda rows, res, count, lower_at=lower_at, runs=runs: lower_at(rows, res, count * runs))
+            block = None if per_iteration else _affine_rows(out, op, lower_it)
             if block is not None:
                 out.add_block(block)
                 continue
             for res in op.per_iteration:
-                lower_at(out, res, op.count)
-    table = with_reuse(KernelTable.from_rows(ops, out.all_rows(), out.peaks, out.classes, out.backends, stage_meta,
-                                             st.launch), model)
+                lower_it(out, res, op.count)
+    table = with_reuse(out.table(ops, stage_meta, st.launch), model)
     if plan is None or plan.devices == 1:
         return table
     # a multi-device plan (parallel.Plan): one device's share of every kernel, plus the collectives
@@ -206,7 +259,7 @@ def lower(model: Model, stack: Stack, spec, per_iteration: bool = False, plan=No
 AFFINE_SAMPLES = 10
 
 
-def _affine_rows(out: KernelRows, op, lower_at) -> np.ndarray | None:
+def _affine_rows(out: KernelRows, op, lower_at) -> _Steps | None:
     """The kernel rows of `op` at every iteration of its stage, as an array, when they are affine in the
     iteration; None otherwise.
 
@@ -246,13 +299,7 @@ def _affine_rows(out: KernelRows, op, lower_at) -> np.ndarray | None:
     constant = ~slope.any(axis=1)
     first = base.copy()
     first[constant, 14] *= n
-    growing = base[~constant]
-    rest = np.empty((n - 1, len(growing), 16))
-    rest[:] = growing
-    steps = np.arange(1, n, dtype=np.float64)[:, None]
-    for c in np.flatnonzero(slope.any(axis=0)):  # FLOPs, bytes and GEMM dimensions that grow
-        rest[:, :, c] += steps * slope[~constant, c]
-    return np.concatenate([first, rest.reshape(-1, 16)])
+    return _Steps(first, base[~constant], slope[~constant], n)
 
 
 def lower_op(out: KernelRows, oid: int, si: int, kind: str, category: str, dtype: str, res, count: float,
@@ -338,31 +385,113 @@ def _in_bytes(stage, op) -> int:
     return numel(t.shape) * BYTES[t.dtype]
 
 
-# Odd 64-bit multipliers, one per feature column, for `unique_rows`'s hash (any fixed odd values serve: a
+# Odd 64-bit multipliers, one per feature column, for `row_groups`'s hash (any fixed odd values serve: a
 # collision only sends the rows to numpy's exact route)
 _HASH = np.random.default_rng(2024).integers(0, 2**62, 64, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 
 
 def unique_rows(features: np.ndarray):
-    """`np.unique(features, axis=0, return_index=True, return_inverse=True)` with the groups in the order of a
-    64-bit hash of each row, not of the rows themselves: a sort of one column instead of whole rows, which a
-    long decode (a kernel per step) makes the slowest part of a run. Equal rows hash equal, so a row alone with
-    its hash is distinct; rows sharing one are checked equal to their group's first, and a collision takes
-    numpy's row sort."""
-    if features.shape[1] > len(_HASH):
+    """`np.unique(features, axis=0, return_index=True, return_inverse=True)` with the groups in order of first
+    appearance instead of sorted (`row_groups`), taking numpy's row sort only where two different rows share a
+    hash."""
+    grouped = row_groups(list(features.T)) if features.shape[1] <= len(_HASH) else None
+    if grouped is None:
         return np.unique(features, axis=0, return_index=True, return_inverse=True)
-    bits = np.ascontiguousarray(features + 0.0).view(np.uint64)  # + 0.0: -0.0 and 0.0 are the same value
-    key = (bits * _HASH[:bits.shape[1]]).sum(axis=1)  # modulo 2^64
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    distinct = features[first]
-    shared = np.bincount(inverse)[inverse] > 1
-    if (distinct[inverse[shared]] == features[shared]).all():
-        return distinct, first, inverse
-    return np.unique(features, axis=0, return_index=True, return_inverse=True)
+    first, inverse = grouped
+    return features[first], first, inverse
 
 
-def compact(table: KernelTable, rows: bool = False, reuse: bool = True):
+def row_groups(columns: list, steps=()):
+    """Rows equal in every one of `columns` (1-D arrays of one length), grouped in order of first appearance:
+    (first, inverse), `first[g]` the index of group g's first row and `inverse[r]` the group of row r; None
+    when two different rows share a hash (the caller then takes numpy's row sort).
+
+    A 64-bit hash of each row, taken column by column (no [rows, columns] array) and sorted, instead of numpy's
+    sort of whole rows, and without the stable sort `np.unique` uses to find first rows: a group's first row is
+    its least index. Equal rows hash equal, so a row alone with its hash is distinct; rows sharing one are
+    checked equal to their group's first. A long decode (a kernel per step) made the row sort the slowest part
+    of a run. `steps` (a
+    table's `steps`: row ranges of kernels growing with the iteration) are left out of the hash where
+    `_growing_rows_distinct` shows each of their rows alone in its group."""
+    n = len(columns[0]) if columns else 0
+    if steps and n:
+        inside = np.zeros(n, dtype=bool)
+        for start, stop, _ in steps:
+            inside[start:stop] = True
+        outside = np.flatnonzero(~inside)
+        if _growing_rows_distinct(columns, steps, outside):
+            grouped = row_groups([c[outside] for c in columns])
+            if grouped is None:
+                return None
+            first, inverse = grouped
+            is_first = inside.copy()
+            is_first[outside[first]] = True
+            place = np.cumsum(is_first) - 1
+            out = np.empty(n, dtype=np.int64)
+            out[inside] = place[inside]
+            out[outside] = place[outside[first]][inverse]
+            return np.flatnonzero(is_first), out
+    key, term = np.zeros(n, dtype=np.uint64), np.empty(n, dtype=np.uint64)
+    for c, multiplier in zip(columns, _HASH):
+        c = c + 0.0 if c.dtype.kind == "f" else np.ascontiguousarray(c, dtype=np.int64)  # -0.0 is 0.0
+        key += np.multiply(c.view(np.uint64), multiplier, out=term)  # modulo 2^64
+    order = np.argsort(key)
+    ranked = key[order]
+    new = np.ones(n, dtype=bool)
+    np.not_equal(ranked[1:], ranked[:-1], out=new[1:])
+    if new.all():  # every hash distinct, so every row
+        return np.arange(n), np.arange(n)
+    first = np.minimum.reduceat(order, np.flatnonzero(new))  # of each hash, in hash order
+    is_first = np.zeros(n, dtype=bool)
+    is_first[first] = True
+    place = np.cumsum(is_first) - 1  # a first row's place in order of appearance
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = place[first][np.cumsum(new) - 1]
+    first = np.flatnonzero(is_first)
+    shared = np.flatnonzero(np.bincount(inverse)[inverse] > 1)
+    if all((c[shared] == c[first[inverse[shared]]]).all() for c in columns):
+        return first, inverse
+    return None
+
+
+def _growing_rows_distinct(columns: list, steps, outside: np.ndarray) -> bool:
+    """Whether every row in `steps` ((first row, end, kernels per iteration) ranges) differs from every other
+    row of the table, shown from the columns without hashing them: each growing kernel's rows (every
+    `period`-th row of its range) change monotonically in some column, so they differ from one another;
+    another row differs from them where it differs in a column that is the same in all of them, or lies
+    outside their range in the growing column. Two growing kernels must differ in a column the same in both.
+    False where that is not shown (the rows are then hashed)."""
+    kernels = []  # (fixed column indices, their values, growing column, lowest, highest)
+    for start, stop, period in steps:
+        for j in range(period):
+            rows = slice(start + j, stop, period)
+            if stop - start < 2 * period:
+                return False
+            a, b = start + j, start + j + period
+            moving = [i for i, c in enumerate(columns) if c[a] != c[b]]
+            if not moving:
+                return False
+            g = columns[moving[0]][rows]
+            step = np.diff(g)
+            if not ((step > 0).all() or (step < 0).all()):
+                return False
+            fixed = [i for i in range(len(columns)) if i not in moving]
+            kernels.append((fixed, [columns[i][a] for i in fixed], moving[0], min(g[0], g[-1]), max(g[0], g[-1])))
+    for k, (fixed, values, grow, low, high) in enumerate(kernels):
+        same = np.ones(len(outside), dtype=bool)
+        for i, v in zip(fixed, values):
+            same &= columns[i][outside] == v
+        x = columns[grow][outside[same]]
+        if ((x >= low) & (x <= high)).any():
+            return False
+        for fixed2, values2, *_ in kernels[k + 1:]:
+            both = dict(zip(fixed2, values2))
+            if not any(i in both and both[i] != v for i, v in zip(fixed, values)):
+                return False
+    return True
+
+
+def compact(table: KernelTable, rows: bool = False, reuse: bool = True, groups: bool = False):
     """Merge kernels that are identical in cost and grouping (stage, category), summing their counts, in the
     order of their first appearance (the host model reads the order).
 
@@ -370,26 +499,33 @@ def compact(table: KernelTable, rows: bool = False, reuse: bool = True):
     mapping is dropped (op = -1): per-op results need the full table. With `rows`, also the index in `table` of
     each distinct kernel's first run (its times are that row's times). Without `reuse` the liveness walk's
     re-reads are dropped, so kernels that differ only in them merge (a sweep that keeps the file's L2 needs
-    none: the L2 term is then zero).
+    none: the L2 term is then zero). With `groups` (and `rows`), also the distinct kernel each row of `table`
+    merged into.
     """
     reuse = reuse and table.reread is not None
-    features = np.column_stack([table.stage, table.category, table.unit, table.peak, table.eff, table.backend,
-                                table.flops, table.bytes, table.gemm, table.launches, table.host,
-                                *((table.reread, table.reuse) if reuse else ())])
-    distinct, first, inverse = unique_rows(features)
-    inverse = inverse.ravel()
-    count = np.bincount(inverse, weights=table.count, minlength=len(distinct))
-    order = np.argsort(first, kind="stable")
-    distinct, count = distinct[order], count[order]
-    ints = distinct[:, :6].astype(np.int64)
-    out = KernelTable([], np.full(len(distinct), -1), ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3],
-                       table.peaks, ints[:, 4], table.effs, ints[:, 5], table.backends, distinct[:, 6],
-                       distinct[:, 7], distinct[:, 8:12], distinct[:, 12], count, distinct[:, 13],
-                       table.stage_repeat, table.stage_step_s, table.stage_sync, table.launch,
-                       comm_overlap=table.comm_overlap, sharding=table.sharding)
+    columns = [table.stage, table.category, table.unit, table.peak, table.eff, table.backend, table.flops,
+               table.bytes, *table.gemm.T, table.launches, table.host,
+               *((*table.reread.T, *table.reuse.T) if reuse else ())]
+    grouped = row_groups(columns, getattr(table, "steps", ()))
+    if grouped is None:  # different rows sharing a hash: numpy's row sort
+        _, first, inverse = np.unique(np.column_stack(columns), axis=0, return_index=True, return_inverse=True)
+        appearance = np.argsort(first, kind="stable")
+        place = np.empty(len(first), dtype=np.int64)
+        place[appearance] = np.arange(len(first))
+        first, inverse = first[appearance], place[inverse.ravel()]
+    else:
+        first, inverse = grouped
+    count = np.bincount(inverse, weights=table.count, minlength=len(first))
+    out = KernelTable([], np.full(len(first), -1), table.stage[first], table.category[first], table.unit[first],
+                      table.peak[first], table.peaks, table.eff[first], table.effs, table.backend[first],
+                      table.backends, table.flops[first], table.bytes[first], np.take(table.gemm, first, axis=0),
+                      table.launches[first], count, table.host[first], table.stage_repeat, table.stage_step_s,
+                      table.stage_sync, table.launch, comm_overlap=table.comm_overlap, sharding=table.sharding)
     if reuse:  # part of the features: merged kernels share them
-        out.reread, out.reuse = table.reread[first[order]], table.reuse[first[order]]
-    return (out, first[order]) if rows else out
+        out.reread, out.reuse = np.take(table.reread, first, axis=0), np.take(table.reuse, first, axis=0)
+    if rows and groups:
+        return out, first, inverse
+    return (out, first) if rows else out
 
 
 # Re-read slots per kernel: an op reading more distinct earlier tensors than this has the rest merged into the
@@ -406,16 +542,16 @@ def with_reuse(table: KernelTable, model: Model) -> KernelTable:
     inputs) and never exceed its bytes. An op folded into its producer reads nothing from memory; ops lowered per
     iteration and reuse across a stage's repeats are left out (no residency: the conservative side).
     """
-    rows_of = {}
-    for r, oid in enumerate(table.op):
-        rows_of.setdefault(int(oid), []).append(r)
+    # each op's rows are contiguous and in op order (`lower` writes them so): its first row and the end of them
+    ids = np.arange(len(table.ops))
+    starts, ends = np.searchsorted(table.op, ids, "left"), np.searchsorted(table.op, ids, "right")
     reread = np.zeros((len(table), REUSE_SLOTS))
     reuse = np.full((len(table), REUSE_SLOTS), np.inf)
     touched, last, stage_of = 0.0, {}, None
     for oid, (si, op) in enumerate(table.ops):
         if si != stage_of:
             touched, last, stage_of = 0.0, {}, si
-        stage, rows = model.stages[si], rows_of.get(oid, [])
+        stage, rows = model.stages[si], range(starts[oid], ends[oid])
         names = list(dict.fromkeys(stage.tensors[t].storage for t in op.inputs))
         sizes = {n: numel(stage.tensors[n].shape) * BYTES[stage.tensors[n].dtype] for n in names}
         if rows and not op.per_iteration and table.launches[rows[0]] > 0:
@@ -428,7 +564,7 @@ def with_reuse(table: KernelTable, model: Model) -> KernelTable:
                 reuse[rows[0], j] = distance
                 room -= reread[rows[0], j]
         if not op.per_iteration:
-            touched += float(table.bytes[rows].sum()) if rows else 0.0
+            touched += float(table.bytes[rows.start:rows.stop].sum()) if rows else 0.0
         for t in (*op.inputs, *op.outputs):
             last[stage.tensors[t].storage] = touched
     table.reread, table.reuse = reread, reuse

@@ -25,8 +25,8 @@ with its time cost:
   DRAM bandwidth from the hardware file's `host:`; a lower bound, as no CPU efficiency is modelled).
 
 Not modelled: the per-tensor latency of the many small copies of sequential offload, the row-by-row blending
-of tiled decoding (a few elementwise kernels per overlap row), temporal tiling of video VAEs, and the energy of
-the host CPU.
+of tiled decoding (a few elementwise kernels per overlap row), and the energy of the host CPU. (Video VAEs that
+decode chunk by chunk by default, in time, do so in their model files' decoder stage: an iteration per call.)
 """
 from __future__ import annotations
 
@@ -227,27 +227,61 @@ def transfer_bytes(stages: list, modes: Modes) -> np.ndarray:
 
 
 def stage_seconds(model, table, spec) -> tuple[np.ndarray, np.ndarray]:
-    """(host-link transfer seconds, host CPU seconds) per stage of one pipeline call on device `spec`.
+    """(host-link transfer seconds, host CPU seconds) per stage of one pipeline call on device `spec`."""
+    transfer, cpu = host_seconds(host_work(model, table), spec)
+    return transfer[0], cpu[0]
+
+
+@dataclass(frozen=True)
+class HostWork:
+    """What one pipeline call does off the device in the memory-saving modes, independent of the device: weight
+    bytes copied over the host link per stage, and the kernels of the stages run on the host CPU (their stage,
+    FLOPs, bytes and runs). Small, so a sweep's jobs carry it to every design point."""
+    offload: str
+    moved: np.ndarray           # [stages] bytes over the host link
+    cpu_stages: tuple           # indices of the stages run on the host CPU
+    stage: np.ndarray           # the CPU kernels' stage, FLOPs, bytes and runs
+    flops: np.ndarray
+    bytes: np.ndarray
+    count: np.ndarray
+
+
+def host_work(model, table) -> HostWork:
+    rows = cpu_rows(model, table)
+    return HostWork(model.memory.offload, transfer_bytes(model.stages, model.memory),
+                    tuple(i for i, s in enumerate(model.stages) if on_cpu(s, model.memory)),
+                    table.stage[rows], table.flops[rows], table.bytes[rows], table.count[rows])
+
+
+def host_seconds(work: HostWork, spec, varied: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(transfer, CPU) seconds, [points, stages] each, on device `spec` at the design points of `varied` (arrays of
+    the host fields a sweep varies: `host_link.bandwidth`, `host.flops`, ...; the others are the file's).
 
     A stage run on the CPU is costed as a roofline on the host: each kernel takes the longer of its FLOPs at the
     host's fp32 FMA peak and its bytes at the host's DRAM bandwidth."""
-    modes, stages = model.memory, model.stages
-    transfer = transfer_bytes(stages, modes)
-    if transfer.any():
+    varied = varied or {}
+    n = len(next(iter(varied.values()))) if varied else 1
+
+    def value(group, path: str) -> np.ndarray:
+        return np.broadcast_to(np.asarray(varied.get(path, getattr(group, path.partition(".")[2])), dtype=float),
+                               (n,))
+    stages = len(work.moved)
+    transfer, cpu = np.zeros((n, stages)), np.zeros((n, stages))
+    if work.moved.any():
         link = spec.host_link
         if link is None:
-            raise SpecError(f"--set offload={modes.offload}: hardware '{spec.name}' gives no host_link "
+            raise SpecError(f"--set offload={work.offload}: hardware '{spec.name}' gives no host_link "
                             f"(bandwidth and efficiency of its PCIe link); add one to its file")
-        transfer = transfer / (link.bandwidth * link.efficiency)
-    cpu = np.zeros(len(stages))
-    cpu_stages = [i for i, s in enumerate(stages) if on_cpu(s, modes)]
-    if cpu_stages:
+        rate = value(link, "host_link.bandwidth") * value(link, "host_link.efficiency")
+        transfer = work.moved[None, :] / rate[:, None]
+    if work.cpu_stages:
         if spec.host is None:
             raise SpecError(f"--set text_encoder_device=cpu: hardware '{spec.name}' gives no host CPU "
                             f"(host: name, flops, bandwidth); add one to its file")
-        per_kernel = np.maximum(table.flops / spec.host.flops, table.bytes / spec.host.bandwidth) * table.count
-        for i in cpu_stages:
-            cpu[i] = per_kernel[table.stage == i].sum()
+        per_kernel = np.maximum(work.flops[None, :] / value(spec.host, "host.flops")[:, None],
+                                work.bytes[None, :] / value(spec.host, "host.bandwidth")[:, None]) * work.count
+        for i in work.cpu_stages:
+            cpu[:, i] = per_kernel[:, work.stage == i].sum(axis=1)
     return transfer, cpu
 
 

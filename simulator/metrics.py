@@ -52,6 +52,17 @@ def role_split(result) -> dict:
     return out
 
 
+def comm_seconds(time, table):
+    """Seconds of a plan's collectives in one run: each collective row's time (its link time left exposed after
+    any overlap with compute, plus the launch of its one communication kernel) times its runs, as the timeline
+    and the `comm` category count it. `time`: the engine's per-kernel times, [kernels] or [points, kernels].
+    The one definition of `comm_s` for `run` (totals), `compare` and `sweep`."""
+    import numpy as np
+    from .ops import UNITS
+    rows = np.flatnonzero(table.unit == UNITS.index("comm"))
+    return np.take(time, rows, axis=-1) @ table.count[rows]
+
+
 # ----------------------------------------------------------------------------------------- rates and ratios
 
 def share(part: float, total: float) -> float:
@@ -89,6 +100,17 @@ def per_joule(count, energy_j):
     one energy per design point)."""
     import numpy as np
     return count / np.asarray(energy_j, dtype=np.float64)
+
+
+def energy_on_devices(dynamic_j, static_w, seconds, devices: int = 1, pipeline: int = 1):
+    """Joules of one run on `devices` devices: every device draws static power for the whole `seconds`, and the
+    kernel table's dynamic (FLOP and byte) energy, `dynamic_j`, is spent once per device that runs a share of it.
+
+    A multi-device kernel table is one device's share under every degree but pipeline parallelism (tp, sp, ring,
+    cfg and dp split or replicate its kernels on every device at once); under pp it holds every layer once, each
+    layer on one of the `pipeline` devices in turn, so it stands for `pipeline` devices' work: devices / pipeline
+    copies of its dynamic energy. Numbers or arrays (one per design point)."""
+    return dynamic_j * (devices / pipeline) + static_w * seconds * devices
 
 
 # --------------------------------------------------------------------------------------------------- devices

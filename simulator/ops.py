@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .dtypes import BYTES
-from .quantisation import dequant_flops
+from .quantisation import DEQUANT, dequant_flops
 
 CATEGORIES = ("conv", "linear", "attention", "norm", "elementwise", "other")
 UNITS = ("none", "matrix", "vector", "attention", "comm")  # attention: a fused attention kernel on the matrix unit;
@@ -84,7 +84,7 @@ class OpCall:
         """The vector work of dequantising a weight-only GEMM's weights inside its main loop (quantisation.py):
         no launch and no bytes of its own; nothing when the weights are stored in the compute dtype."""
         flops = dequant_flops(self.weight_dtype or self.dtype, self.dtype, gemm)
-        return [Kernel(".dequant", "vector", flops, 0.0, launches=0)] if flops else []
+        return [Kernel(DEQUANT, "vector", flops, 0.0, launches=0)] if flops else []
 
 
 @dataclass
@@ -95,6 +95,7 @@ class OpResult:
     workspace: int = 0                  # transient bytes live only while the op runs
     state: int = 0                      # persistent bytes (KV cache) after the op
     state_tokens: int = 0               # positions the persistent state holds (a KV cache's length)
+    held: int = 0                       # bytes kept across the iterations of its stage (a causal conv's cache)
     # other ways to run the same op, by name (attention: "fused" and "math"); the mapping layer picks one
     variants: dict = field(default_factory=dict)
 
@@ -235,8 +236,14 @@ def moe_linear(c: OpCall) -> OpResult:
 @op("conv1d", "conv2d", "conv3d", category="conv", precision="weight",
     out_channels=Attr("int"), kernel=Attr("ints"), stride=Attr("ints", 1), padding=Attr("ints", 0),
     dilation=Attr("ints", 1), groups=Attr("int", 1), bias=Attr("bool", True), transposed=Attr("bool", False),
-    output_padding=Attr("ints", 0))
+    output_padding=Attr("ints", 0), cache=Attr("int", 0))
 def conv(c: OpCall) -> OpResult:
+    """`cache: N` (conv3d): a causal conv run chunk by chunk over a video (diffusers' Wan / Qwen-Image `feat_cache`,
+    CogVideoX `conv_cache`). Each call clones the last N frames of its input for the next call, and those stay on
+    the device for the whole chunk (`held`); with a temporal kernel kt > 1 it also concatenates the cached frames
+    (zeros at the first chunk) before its input: a copy of the input with kt - 1 more frames that the convolution
+    reads (workspace while it runs; the few border pixels of the spatial padding are left out). The FLOPs are
+    those of the convolution modelled with symmetric time padding: the same output frames from the same taps."""
     a = c.attrs
     x = c.shapes[0]
     nd = int(c.kind[4])
@@ -263,7 +270,17 @@ def conv(c: OpCall) -> OpResult:
     nbytes = c.in_bytes(0) + params * c.wbytes + c.nbytes(out)
     # implicit GEMM: one GEMM per group, M = output positions, N = out channels, K = in channels x taps
     gemm = (g, positions, cout // g, cin // g * taps)
-    return OpResult([out], [_gemm("", *gemm, nbytes, flops)] + c.dequant(gemm), params=params)
+    kernels = [_gemm("", *gemm, nbytes, flops)] + c.dequant(gemm)
+    held = workspace = 0
+    if a["cache"]:
+        if nd != 3 or a["transposed"] or a["cache"] < 0:
+            raise OpError("cache (frames a causal conv keeps between chunks) needs a conv3d, not transposed, and "
+                          "a positive number of frames", "cache")
+        frame = c.in_bytes(0) // spatial[0]           # one frame of the input
+        workspace = (spatial[0] + k[0] - 1) * frame if k[0] > 1 else 0  # the input behind its cached frames
+        held = a["cache"] * frame
+        kernels.append(_copy(".cache", 2 * workspace + 2 * held))  # torch.cat / F.pad, and the clone
+    return OpResult([out], kernels, params=params, workspace=workspace, held=held)
 
 
 def _causal_pairs(lq: int, lk: int) -> int:

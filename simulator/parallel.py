@@ -1,9 +1,10 @@
 """Multi-device parallel plans: how a plan splits a model's kernels over devices and which collectives it adds.
 
 A plan is a mapping decision (the model files know nothing of it): `tp=2,pp=1,dp=1,sp=4,cfg=2,ep=1`, each degree
-1 when omitted, their product the number of devices. Ranks are laid out tensor-parallel innermost, then sequence,
-CFG, data and pipeline (Megatron-LM's order, which keeps the chattiest group inside a node). `rewrite` takes the
-single-device kernel table and returns one device's share of it plus the collectives:
+1 when omitted, their product the number of devices (with `ring=N`, ring attention, beside them). Ranks are laid
+out tensor-parallel innermost, then sequence (Ulysses, then ring), CFG, data and pipeline (Megatron-LM's order,
+which keeps the chattiest group inside a node). `rewrite` takes the single-device kernel table and returns one
+device's share of it plus the collectives:
 
 - tensor parallelism (Megatron-LM, Shoeybi et al. 2019, section 3): a linear reading a replicated tensor is split
   by columns (its output is sharded by heads/features), ops on sharded tensors run on their shard, and a linear
@@ -16,6 +17,21 @@ single-device kernel table and returns one device's share of it plus the collect
   without an iteration variable runs on 1/sp of the tokens; each self-attention exchanges its q, k, v and output
   by all-to-all (four per attention layer) to attend over the whole sequence with 1/sp of the heads.
   Cross-attention (keys from the replicated text) and temporal attention need no exchange.
+- ring attention (context parallelism; Liu et al. 2023, "Ring Attention with Blockwise Transformers for
+  Near-Infinite Context", arXiv 2310.01889, section 3 and Algorithm 1; xDiT's USP `ring_degree`): `ring=N` is a
+  degree beside the contract's six. Every op of a stage without an iteration variable runs on 1/N of the tokens,
+  as under Ulysses; each self-attention keeps its S/N queries and passes its own key and value block around the
+  ring in N - 1 point-to-point steps (per step the local K and V, the paper's "2cd bytes each"), so a device
+  computes (S/N)·S of the attention in N blockwise flash-attention calls and sends (N - 1)/N of the full K and V
+  per layer. With `sp` too (USP, Fang and Zhao 2024, arXiv 2405.07719) the sp x ring devices share the sequence:
+  Ulysses all-to-alls inside each sp group, then the ring over 1/sp of the heads. Whether the sends hide behind
+  the blockwise compute is the stack's `comm_overlap`, as for every collective; xDiT's ring kernel does issue
+  them asynchronously before each block (xfuser/core/long_ctx_attention/ring/ring_flash_attn.py at xDiT
+  commit 0058bb0: send_recv, commit, flash-attention, wait), while the eager and compile stacks say false
+  (stacks/eager.yaml, stacks/compile.yaml), so there the sends are added in full. Not modelled: the merge of
+  each block's output and log-sum-exp (yunchang's update_out_and_lse, a few elementwise passes over the
+  S/N-token output per step), and causal load imbalance (the causal FLOPs are split evenly, as striped/zig-zag
+  ring attention does).
 - CFG parallelism (xDiT, Fang et al. 2024, arXiv 2411.01738): the conditional and unconditional halves of the
   guidance batch run on different devices; the halves are all-gathered where the batch is combined.
 - data parallelism: each replica runs batch / dp; no communication at inference.
@@ -35,7 +51,8 @@ from .dtypes import BYTES
 from .errors import SpecError
 from .ops import CATEGORIES, UNITS, numel
 
-DEGREES = ("tp", "pp", "dp", "sp", "cfg", "ep")
+CONTRACT = ("tp", "pp", "dp", "sp", "cfg", "ep")  # the issue's plan keys
+DEGREES = CONTRACT + ("ring",)  # ring attention (context parallelism), the second half of xDiT's USP
 MAX_DEVICES = 65536
 
 
@@ -47,6 +64,7 @@ class Plan:
     sp: int = 1
     cfg: int = 1
     ep: int = 1
+    ring: int = 1
 
     @property
     def devices(self) -> int:
@@ -60,8 +78,10 @@ class Plan:
         return {d: getattr(self, d) for d in DEGREES} | {"devices": self.devices}
 
     def stride(self, degree: str) -> int:
-        """Ranks between consecutive members of a `degree` group (tp innermost, then sp, cfg, dp, pp)."""
-        order = ("tp", "sp", "cfg", "dp", "pp", "ep")
+        """Ranks between consecutive members of a `degree` group (tp innermost, then sp, ring, cfg, dp, pp).
+        Ulysses inside ring, as xDiT's USP lays them out (yunchang's set_seq_parallel_pg with use_ulysses_low),
+        so an sp x ring group is sp x ring consecutive sequence ranks."""
+        order = ("tp", "sp", "ring", "cfg", "dp", "pp", "ep")
         return math.prod(getattr(self, d) for d in order[:order.index(degree)])
 
 
@@ -98,6 +118,27 @@ def parse_plan(text: str | None = None, devices: int | None = None) -> Plan:
     if plan.devices > MAX_DEVICES:
         raise SpecError(f"plan {plan}: {plan.devices} devices is more than {MAX_DEVICES}")
     return plan
+
+
+def plans_for_counts(text: str | None, counts: list) -> list[Plan]:
+    """One plan per count of a `--devices` list (compare, plot serving): `text`'s degrees, with tp filling the
+    rest of each count (tp = count / the product of the others); a `text` that sets tp itself must multiply to
+    every count. Without `text`, tensor parallel over each count."""
+    if not text:
+        return [parse_plan(None, n) for n in counts]
+    base = parse_plan(text)
+    tp_given = any(part.partition("=")[0].strip() == "tp" for part in str(text).split(","))
+    plans = []
+    for n in counts:
+        parse_plan(None, n)  # the count itself: a whole number in range
+        if tp_given and base.devices != n:
+            raise SpecError(f"plan {base}: the degrees multiply to {base.devices} devices, not --devices {n} "
+                            f"(leave tp out of --parallel and it fills each device count)")
+        if n % base.devices:
+            raise SpecError(f"plan {base}: its degrees multiply to {base.devices} devices, which does not divide "
+                            f"--devices {n} (tp fills the rest of each device count)")
+        plans.append(base if tp_given else replace(base, tp=n // base.devices))
+    return plans
 
 
 def check_links(plan: Plan, spec, hw_name: str) -> None:
@@ -219,10 +260,40 @@ def check_plan(plan: Plan, model) -> None:
     batch = model.params.get("batch")
     if plan.dp > 1 and isinstance(batch, int) and batch % plan.dp:
         raise SpecError(f"plan {plan}: dp={plan.dp} does not divide the batch of {batch}")
+    if plan.ring > 1:
+        _check_ring(plan, model)
     if plan.pp > 1:
         layers = max((op.count for s in model.stages for op in s.ops), default=1)
         if plan.pp > layers:
             raise SpecError(f"plan {plan}: pp={plan.pp} is more than the {layers} layers of '{model.id}'")
+
+
+def _check_ring(plan: Plan, model) -> None:
+    """Ring attention needs self-attention over a sequence outside the autoregressive steps, and the sp x ring
+    devices must split that sequence evenly: every self-attention of the stage doing most of the attention work
+    (tokens squared x layers x runs: the DiT's or the LLM prefill's, not a text encoder's 77 tokens or a VAE's
+    one mid-block attention, which are split as under Ulysses). A joint attention's text tokens count: xDiT keeps
+    them whole on every device, so this is stricter than xDiT where the image tokens divide and the text does
+    not."""
+    seq = plan.sp * plan.ring
+    what = f"sp x ring = {seq}" if plan.sp > 1 else f"ring={plan.ring}"
+    found: dict = {}  # stage name -> (attention work, [(tokens, op)] of its self-attentions)
+    for stage in model.stages:
+        if stage.iteration is None:
+            for op in stage.ops:
+                if op.kind == "attention" and op.role not in ("cross", "temporal"):
+                    tokens = stage.tensors[op.inputs[0]].shape[-2]
+                    work, ops = found.get(stage.name, (0, []))
+                    found[stage.name] = (work + tokens * tokens * op.count * stage.repeat, ops + [(tokens, op)])
+    if not found:
+        raise SpecError(f"plan {plan}: ring={plan.ring} passes keys and values around a ring for self-attention "
+                        f"over a sequence, and '{model.id}' has none outside its autoregressive steps")
+    name, (_, ops) = max(found.items(), key=lambda kv: kv[1][0])
+    for tokens, op in ops:
+        if tokens % seq:
+            hint = " (its text tokens included)" if op.role == "joint" else ""
+            raise SpecError(f"plan {plan}: {what} does not divide the {tokens}-token sequence{hint} of "
+                            f"{name}/{op.name}")
 
 
 def rewrite(table, model, plan: Plan, comm_overlap: bool = False):
@@ -239,6 +310,8 @@ def rewrite(table, model, plan: Plan, comm_overlap: bool = False):
     comm = []                   # (stage, kind, group, stride, bytes, runs)
     record = Sharding(plan)
     tp, sp, cfg, dp = plan.tp, plan.sp, plan.cfg, plan.dp
+    seq = sp * plan.ring        # devices sharing one sequence: Ulysses x ring
+    calls = np.ones(n_ops)      # kernels of an op per run (ring attention: one blockwise call per ring step)
     per_stage_tp = {}
     core = backbone(model)
     for si, stage in enumerate(model.stages):
@@ -253,8 +326,8 @@ def rewrite(table, model, plan: Plan, comm_overlap: bool = False):
         weights[oid] = op.weight_bytes
         data = 1.0  # divisor from the data-like degrees
         data_axis = 1 if op.kind != "attention" else 0
-        if sp > 1 and stage.iteration is None and len(out_shape) >= 3:
-            data *= sp
+        if seq > 1 and stage.iteration is None and len(out_shape) >= 3:
+            data *= seq
         if cfg > 1 and out_shape and out_shape[0] % cfg == 0:
             data *= cfg
         if dp > 1 and out_shape and out_shape[0] % dp == 0:
@@ -274,19 +347,19 @@ def rewrite(table, model, plan: Plan, comm_overlap: bool = False):
             comm.append((si, "all_reduce", tp, plan.stride("tp"), _bytes(stage, op.outputs[0]) / data, runs))
         elif mode == "split":
             gemm_div[oid, 0] *= tp
-        if op.kind == "attention" and (mode == "split" or (sp > 1 and data % sp == 0 and stage.iteration is None)):
+        if op.kind == "attention" and (mode == "split" or (seq > 1 and data % seq == 0 and stage.iteration is None)):
             heads, kv_heads = _attention_heads(stage, op)
             need = (tp if mode == "split" else 1) * (sp if stage.iteration is None else 1)
             if (heads % need or kv_heads % need) and mode != "split" and stage.name not in core:
                 # too few heads for Ulysses outside the backbone (a VAE's one-head attention): each device
-                # attends with its 1/sp of the queries over the whole sequence, K and V all-gathered
+                # attends with its 1/(sp x ring) of the queries over the whole sequence, K and V all-gathered
                 # (DistriFusion, Li et al. 2024, arXiv 2402.19481, section 4; xDiT's patch-parallel VAE). The
                 # split moves from heads to queries; K and V reads are counted at 1/sp of the gathered bytes
                 # (this attention is compute-bound: thousands of tokens at head dim 512)
                 gemm_div[oid, 0] /= data
                 gemm_div[oid, 1] *= data
                 for name in op.inputs[1:3]:
-                    comm.append((si, "all_gather", sp, plan.stride("sp"), _bytes(stage, name) * sp / data, runs))
+                    comm.append((si, "all_gather", seq, plan.stride("sp"), _bytes(stage, name) * seq / data, runs))
                 continue
             if heads % need or kv_heads % need:
                 what = f"tp={tp}" if sp == 1 or stage.iteration is not None else f"tp x sp = {need}"
@@ -296,6 +369,17 @@ def rewrite(table, model, plan: Plan, comm_overlap: bool = False):
                 for name in (*op.inputs[:3], op.outputs[0]):  # Ulysses: q, k, v in, the output back
                     size = _bytes(stage, name) / (t * data)
                     comm.append((si, "all_to_all", sp, plan.stride("sp"), size, runs))
+            if plan.ring > 1 and stage.iteration is None and data % seq == 0 and op.role != "temporal":
+                # ring attention: the queries are split, not the heads (temporal attention's sequence, the
+                # frames, is not split at all: its tokens are the batch axis here)
+                gemm_div[oid, 0] /= plan.ring
+                gemm_div[oid, 1] *= plan.ring
+                if op.role != "cross":  # cross-attention's keys (the text) are on every device already
+                    # N blockwise calls, N - 1 sends of the local K and V block to the next device in the ring
+                    # (Liu et al. 2023, Algorithm 1); K and V reads stay at 1/N of the whole, as in the fallback
+                    calls[oid] = plan.ring
+                    size = sum(_bytes(stage, name) for name in op.inputs[1:3]) / (t * data)
+                    comm.append((si, "p2p", plan.ring, plan.stride("ring"), size, runs * (plan.ring - 1)))
     for si, (modes, unread) in per_stage_tp.items():
         stage = model.stages[si]
         for s in unread:  # e.g. vocabulary-parallel logits: gathered once per run of the stage
@@ -305,7 +389,7 @@ def rewrite(table, model, plan: Plan, comm_overlap: bool = False):
     if plan.pp > 1:
         _pipeline_sends(model, plan, comm)
 
-    new = _scaled(table, comp, wdiv, adiv, keep_in, gemm_div, weights)
+    new = _scaled(table, comp, wdiv, adiv, keep_in, gemm_div, weights, calls)
     new = _with_collectives(new, comm, comm_overlap)
     for si, kind, n, _, _, runs in comm:
         key = (model.stages[si].name, kind, n)
@@ -360,11 +444,11 @@ def _pipeline_sends(model, plan: Plan, comm: list) -> None:
         if layers < plan.pp or not stage.ops:
             continue
         first = next(op for op in stage.ops if op.count == layers and op.inputs)
-        size = _bytes(stage, first.inputs[0]) / (plan.sp * plan.cfg * plan.dp)
+        size = _bytes(stage, first.inputs[0]) / (plan.sp * plan.ring * plan.cfg * plan.dp)
         comm.append((si, "p2p", 2, plan.stride("pp"), size, (plan.pp - 1) * stage.repeat))
 
 
-def _scaled(table, comp, wdiv, adiv, keep_in, gemm_div, weights):
+def _scaled(table, comp, wdiv, adiv, keep_in, gemm_div, weights, calls):
     o = table.op
     matrix = (table.unit == UNITS.index("matrix")) | (table.unit == UNITS.index("attention"))
     w = np.where(matrix, np.minimum(weights[o], table.bytes), 0.0)
@@ -377,7 +461,9 @@ def _scaled(table, comp, wdiv, adiv, keep_in, gemm_div, weights):
     if getattr(table, "reread", None) is not None:  # re-read bytes shrink with the kernel's own bytes
         ratio = np.divide(nbytes, table.bytes, out=np.ones_like(nbytes), where=table.bytes > 0)
         extra["reread"] = table.reread * ratio[:, None]
-    return replace(table, flops=table.flops / comp[o], bytes=nbytes, gemm=gemm, **extra)
+    # an op run as several calls (ring attention's blocks) launches, and dispatches from the host, once per call
+    return replace(table, flops=table.flops / comp[o], bytes=nbytes, gemm=gemm, launches=table.launches * calls[o],
+                   host=table.host * calls[o], **extra)
 
 
 _EXTENDED = ("op", "stage", "category", "unit", "peak", "eff", "backend", "flops", "bytes", "gemm", "launches",
@@ -437,7 +523,7 @@ def _memory(record: Sharding, model, table, plan: Plan, wdiv, weights) -> None:
             continue
         share = split[si] / owned[si] if owned[si] else 1.0
         weight_bytes += s.weight_bytes * share / plan.pp
-    data = plan.sp * plan.cfg * plan.dp
+    data = plan.sp * plan.ring * plan.cfg * plan.dp
     kv_div = plan.tp * plan.pp * plan.dp
     act = max((s.peak_activation_bytes / data + s.state_bytes / kv_div for s in model.stages), default=0.0)
     record.weight_bytes = weight_bytes

@@ -131,3 +131,11 @@ def declared_params(model: str) -> dict:
     path = resolve("models", model)
     root = load_yaml(path)
     return declare(validate(ModelFile, root, str(path)).params, root.get("params"))
+
+
+def workload_options() -> dict:
+    """name -> Param of the workload options every model takes without declaring them: quantisation
+    (quantisation.OPTIONS) and memory saving (memory_saving.OPTIONS)."""
+    from .memory_saving import OPTIONS as saving
+    from .quantisation import OPTIONS as precision
+    return precision | saving

@@ -63,6 +63,9 @@ DEQUANT_OPS = {"int4": 4.0, "fp4": 4.0, "int8": 2.0, "fp8": 2.0, "fp16": 1.0, "b
 # loads, so a GEMM over M rows dequantises every weight ceil(M / DEQUANT_ROWS) times. 128: the M tile of AWQ's
 # gemm_forward_4bit_cuda_m128n64k32 (the kernel name's m128); decode (M = batch) dequantises once.
 DEQUANT_ROWS = 128
+# The suffix of the dequantisation kernel (ops.OpCall.dequant): the mapping gives it its own efficiency class
+# (`dequant`), so results report its FLOPs apart from the model's
+DEQUANT = ".dequant"
 
 FP4_DEVICES_HINT = "fp4 needs an fp4 matrix rate (compute.fp4), e.g. b200"
 

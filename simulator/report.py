@@ -117,11 +117,15 @@ def trust_line(result: Result) -> str:
 def summary(result: Result) -> str:
     t = result.totals()
     host = f", of which host {seconds(t['host_s'])}" if t["host_s"] else ""
+    # on several devices the weights and KV cache here are the whole model's, the peak one device's
+    whole, each = (" (whole model)", " per device") if result.sharding is not None else ("", "")
     return (f"total {seconds(t['time_s'])}{host} (roofline alone {seconds(t['roofline_time_s'])}), "
-            f"{si(t['flops'])}FLOP, {si(t['bytes'], 'B')} moved, {si(t['params'])} params, "
-            f"weights {gib(t['weight_bytes'])}, peak memory {gib(t['peak_memory_bytes'])} of "
+            f"{si(t['flops'])}FLOP"
+            + (f" (+ {si(t['dequant_flops'])}FLOP dequantising weights)" if t["dequant_flops"] else "")
+            + f", {si(t['bytes'], 'B')} moved, {si(t['params'])} params, "
+            f"weights {gib(t['weight_bytes'])}{whole}, peak memory {gib(t['peak_memory_bytes'])}{each} of "
             f"{gib(t['memory_capacity_bytes'])}"
-            + (f" (KV cache {gib(t['kv_cache_bytes'])})" if t["kv_cache_bytes"] else "")
+            + (f" (KV cache {gib(t['kv_cache_bytes'])}{', whole model' * bool(whole)})" if t["kv_cache_bytes"] else "")
             + (f", energy {si(t['energy_j'], 'J')} at {t['avg_power_w']:.0f} W average" if t.get("energy_j") else "")
             + (_devices_line(result) if result.sharding is not None else ""))
 

@@ -11,7 +11,7 @@ import numpy as np
 from .engine import BOUNDS, KernelTable, Terms
 from .graph import Model
 from .hardware import Hardware
-from .metrics import group_sum, intensity
+from .metrics import comm_seconds, energy_on_devices, group_sum, intensity
 from .ops import CATEGORIES, COMM, UNITS
 
 
@@ -69,7 +69,25 @@ class Result:
 
     @property
     def flops(self) -> float:
-        return float(self.table.flops @ self.table.count)
+        """The model's FLOPs (without the dequantisation work of weight-only quantisation: `dequant_flops`)."""
+        return float(self.model_flops @ self.table.count)
+
+    @property
+    def dequant_flops(self) -> float:
+        """Vector FLOPs of dequantising weights inside weight-only GEMMs (quantisation.py): costed in the time,
+        reported apart from the model's FLOPs so that FLOP/B and TFLOP/s describe the model."""
+        return float(self.dequant_flops_per_kernel @ self.table.count)
+
+    @property
+    def dequant_flops_per_kernel(self) -> np.ndarray:
+        t = self.table
+        return np.where(t.eff == t.effs.index("dequant"), t.flops, 0.0) if "dequant" in t.effs \
+            else np.zeros(len(t))
+
+    @property
+    def model_flops(self) -> np.ndarray:
+        """Per kernel, the FLOPs that are the model's (all but the dequantisation work)."""
+        return self.table.flops - self.dequant_flops_per_kernel
 
     @property
     def bytes(self) -> float:
@@ -87,6 +105,11 @@ class Result:
     @property
     def devices(self) -> int:
         return self.plan.devices if self.plan is not None else 1
+
+    @property
+    def pipeline(self) -> int:
+        """Pipeline stages (the plan's pp; 1 on one device)."""
+        return self.plan.pp if self.plan is not None else 1
 
     @property
     def peak_memory_bytes(self) -> int:
@@ -119,12 +142,14 @@ class Result:
     def _group(self, keys: np.ndarray, n: int) -> dict:
         t, c = self.table, self.costs
         out = {name: self._sum(keys, n, v) for name, v in (
-            ("time_s", c["time"]), ("flops", t.flops), ("bytes", t.bytes), ("compute_s", c["compute"]),
+            ("time_s", c["time"]), ("flops", self.model_flops), ("dequant_flops", self.dequant_flops_per_kernel),
+            ("bytes", t.bytes), ("compute_s", c["compute"]),
             ("memory_s", c["memory"]), ("overhead_s", c["overhead"]), ("roofline_time_s", self.roofline["time"]))}
-        if "comm" in c:
-            out["comm_s"] = self._sum(keys, n, c["comm"])
-        if "energy" in c:
-            out["energy_j"] = self._sum(keys, n, c["energy"]) * self.devices
+        if "comm" in c:  # as metrics.comm_seconds: the collectives' rows' times, launches included
+            out["comm_s"] = self._sum(keys, n, np.where(t.unit == UNITS.index("comm"), c["time"], 0.0))
+        if "energy" in c:  # the kernels' energy on one device less their static part is their dynamic energy
+            out["energy_j"] = energy_on_devices(self._sum(keys, n, c["energy"]) - self.static_w * out["time_s"],
+                                                self.static_w, out["time_s"], self.devices, self.pipeline)
         out["matrix_flops"] = self._sum(keys, n, np.where(t.unit == UNITS.index("matrix"), t.flops, 0.0))
         by_bound = np.stack([self._sum(keys, n, np.where(c["bound"] == b, c["time"], 0.0))
                              for b in range(len(BOUNDS))])
@@ -283,19 +308,24 @@ class Result:
         per_sequence = (mem["kv_cache_bytes"] + mem["activation_bytes"]) / batch
         room = mem["capacity_bytes"] - mem["weight_bytes"]
         # the longest context (KV-cache positions per sequence, at kv_dtype) whose cache fits beside the weights
-        # and this workload's activations
+        # and this workload's activations: a position of every sequence a device holds costs this device its share
+        # of the whole batch's bytes per position (the plan's split of the KV cache, dp's included)
         per_token = self.kv_bytes_per_token * (mem["kv_cache_bytes"] / self.kv_cache_bytes if self.kv_cache_bytes
                                                else 0.0)
         free = room - mem["activation_bytes"]
         out.update({"ttft_s": ttft, "tpot_s": stages[loop]["time_s"] / repeat, "tokens_per_s": total,
                     "tokens_per_s_per_device": total / self.devices,
                     "max_batch": int(max(room, 0) // per_sequence) if per_sequence > 0 else None,
-                    "max_context_tokens": int(max(free, 0) // (per_token * batch)) if per_token > 0 else None})
+                    "max_context_tokens": int(max(free, 0) // per_token) if per_token > 0 else None})
         return out
 
 
     def totals(self) -> dict:
-        """The whole run's figures (the JSON's `totals`), without building the per-op and per-layer lists."""
+        """The whole run's figures (the JSON's `totals`), without building the per-op and per-layer lists.
+
+        On several devices `params`, `weight_bytes` and `kv_cache_bytes` are the whole model's, `peak_memory_bytes`
+        and `fits` one device's, `flops` and `bytes` the kernel table's (one device's share; under pp every layer
+        once); `per_device` holds one device's weights, KV cache, activations and peak."""
         return {
             "time_s": self.time_s,
             "device_time_s": self.device_time_s,
@@ -304,6 +334,7 @@ class Result:
             "expected_error": self.expected_error(),
             "roofline_time_s": self.roofline_time_s,
             "flops": self.flops,
+            "dequant_flops": self.dequant_flops,
             "bytes": self.bytes,
             "params": self.model.param_count,
             "weight_bytes": self.model.weight_bytes,
@@ -311,7 +342,9 @@ class Result:
             "kv_cache_bytes": self.kv_cache_bytes,
             "memory_capacity_bytes": self.hardware.spec.memory.capacity,
             "fits": self.fits,
-            **({"devices": self.devices, "comm_s": self.comm_time_s} if self.sharding is not None else {}),
+            **({"devices": self.devices, "comm_s": self.comm_time_s,
+                "per_device": {k: v for k, v in self.memory_per_device().items() if k.endswith("_bytes")}}
+               if self.sharding is not None else {}),
             "energy_j": self.energy_j,
             "avg_power_w": self.avg_power_w,
         }
@@ -324,12 +357,14 @@ class Result:
 
     @property
     def energy_j(self) -> float | None:
-        """Joules of one run on all its devices: every kernel's energy (the engine's) plus static power over the
-        time the host adds; None where the device file has no power model."""
+        """Joules of one run on all its devices: the kernels' dynamic energy (the engine's kernel energy less its
+        static part) once per device share of the table (metrics.energy_on_devices: a pipeline's table holds
+        every layer once), plus every device's static power over the whole time; None where the device file has
+        no power model."""
         if "energy" not in self.costs:
             return None
-        e = (float(self.costs["energy"] @ self.table.count)
-             + self.static_w * (self.host_time_s + self.offload_time_s)) * self.devices
+        dynamic = float(self.costs["energy"] @ self.table.count) - self.static_w * self.device_time_s
+        e = energy_on_devices(dynamic, self.static_w, self.time_s, self.devices, self.pipeline)
         return e if np.isfinite(e) else None
 
     @property
@@ -340,8 +375,8 @@ class Result:
 
     @property
     def comm_time_s(self) -> float:
-        """Exposed seconds of collectives between devices (after any overlap with compute)."""
-        return float(self.costs["comm"] @ self.table.count) if "comm" in self.costs else 0.0
+        """Seconds of collectives between devices: exposed link time and their launches (metrics.comm_seconds)."""
+        return float(comm_seconds(self.costs["time"], self.table))
 
     def provenance(self) -> dict:
         """What produced this answer: the simulator's version, and the exact hardware and stack files."""

@@ -301,11 +301,6 @@ class HardwareSpec(Strict):
     def peak_clock_hz(self) -> float:
         return self.clock.peak_hz if self.clock is not None else self.clock_hz
 
-    @property
-    def sustained_clock_hz(self) -> float:
-        c = self.clock
-        return (c.sustained_hz or c.peak_hz) if c is not None else self.clock_hz
-
     @field_validator("compute")
     @classmethod
     def _compute(cls, v):
@@ -324,7 +319,7 @@ class HardwareSpec(Strict):
 
     def reference(self, name: str) -> float | None:
         own = {"cores": self.cores, "peak_hz": self.peak_clock_hz, "sram": self.on_chip.sram_per_core_bytes,
-               "l2_bytes": self.on_chip.l2_bytes, "l2_bandwidth": self.on_chip.l2_bandwidth}
+               "l2_bytes": self.on_chip.l2_bytes, "l2_bandwidth": self.on_chip.l2_bandwidth, "tdp": self.tdp_w}
         return self._reference.get(name, own[name])
 
 

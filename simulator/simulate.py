@@ -45,12 +45,7 @@ def cost(built: Model, table: KernelTable, hw: Hardware, stack: Stack, terms: Te
             for v in costs.values():
                 if v.dtype.kind == "f":
                     v[:, on_cpu] = 0.0
-    # the host model reads the distinct kernels in order of first appearance, exactly as a sweep does
-    # (the re-reads split kernels only where the L2 differs from the file's, as in a sweep that varies it)
-    oc = hw.spec.on_chip
-    l2_moved = (oc.l2_bytes, oc.l2_bandwidth) != (hw.spec.reference("l2_bytes"), hw.spec.reference("l2_bandwidth"))
-    distinct, first = compact(table, rows=True, reuse=l2_moved)
-    host = host_excess(distinct, full["time"][:, first], terms)[0]
+    host = host_excess(*host_kernels(table, full["time"]), terms)[0]
     host[cpu > 0] = 0.0  # a stage run on the host CPU: its time is the CPU's, not kernels issued to the device
     one = {k: v[0] for k, v in full.items()}
     bare = {k: v[0] for k, v in bare_full.items()}
@@ -65,7 +60,28 @@ def cost(built: Model, table: KernelTable, hw: Hardware, stack: Stack, terms: Te
     return result
 
 
-def compare(model: str, hardware: list[str], overrides: dict | None = None, hw_overrides: dict | None = None,
+def host_kernels(table: KernelTable, time):
+    """The kernel table and per-run times ([points, kernels]) the host model reads: the distinct kernels in order
+    of first appearance, each at the mean time of the kernels merged into it, exactly as a sweep reads them.
+
+    Kernels that differ only in their L2 re-reads merge whatever the L2, so the host's pace is read over the same
+    sequence of kernels at every L2 size (splitting them where the L2 moves would change the order the host model
+    reads, and its time would jump with one byte of L2); their device times still differ, and are averaged."""
+    distinct, _, group = compact(table, rows=True, reuse=False, groups=True)
+    return distinct, mean_times(time, group, table.count, distinct.count)
+
+
+def mean_times(time, group, count, group_count):
+    """Per-run time of each group of kernels ([points, groups]): the run-weighted mean of its kernels' times
+    (`group[k]`: kernel k's group; a group that never runs takes 0)."""
+    import numpy as np
+    order = np.argsort(group, kind="stable")  # every group has a kernel: one contiguous run of columns each
+    total = np.add.reduceat(time[:, order] * count[order], np.searchsorted(group[order], np.arange(len(group_count))),
+                            axis=1)
+    return np.divide(total, group_count, out=np.zeros_like(total), where=group_count > 0)
+
+
+def compare(model: str | Model, hardware: list[str], overrides: dict | None = None, hw_overrides: dict | None = None,
             attention: str = "flash", terms: Terms = FULL, fusion: str | None = None, stack: str | None = None,
             graphs: bool | None = None, devices: list | int | None = None,
             parallel: str | None = None) -> list[Result]:
@@ -73,11 +89,14 @@ def compare(model: str, hardware: list[str], overrides: dict | None = None, hw_o
     device's default); the model is built once and lowered once per device.
 
     `devices` (a count or a list of counts) and `parallel` (`tp=2,sp=4,...`, see parallel.parse_plan) run it on
-    several devices of each kind; with a list, one result per hardware and device count."""
-    from .parallel import check_links, parse_plan
-    counts = devices if isinstance(devices, (list, tuple)) else [devices]
-    plans = [parse_plan(parallel, n) for n in counts]
-    built = load_model(model, overrides, attention)
+    several devices of each kind; with a list, one result per hardware and device count, `parallel` giving the
+    degrees besides tp and tp filling the rest of each count (parallel.plans_for_counts). `model` may be a
+    Model already built (its overrides and attention applied; `overrides` and `attention` are then unused): it
+    is only read, so one built model serves any number of runs (the explorer's what-ifs)."""
+    from .parallel import check_links, parse_plan, plans_for_counts
+    several = isinstance(devices, (list, tuple))
+    plans = plans_for_counts(parallel, list(devices)) if several else [parse_plan(parallel, devices)]
+    built = model if isinstance(model, Model) else load_model(model, overrides, attention)
     results = []
     if built.memory.active and any(p.devices > 1 for p in plans):
         raise SpecError(f"--set {built.memory.describe()}: memory-saving modes are modelled on one device only, "
@@ -99,13 +118,19 @@ def field_warnings(result: Result, hw_overrides: dict | None) -> list[str]:
     modes = result.model.memory  # the host fields are read by the memory-saving modes alone
     reads = (("host_link.",) if modes.offload != "none" else ()) + \
         (("host.",) if modes.text_encoder_device == "cpu" else ())
-    set_paths = [p for p in (hw_overrides or {}) if not (p.startswith("interconnect") and result.devices > 1)
+    # the links: the interconnect is read by any multi-device plan, the network by one spanning several nodes
+    per_node = spec.interconnect.devices_per_node if spec.interconnect is not None else 1
+    links = ("interconnect",) * (result.devices > 1) + ("network.",) * (result.devices > per_node)
+    one_node = [p for p in (hw_overrides or {}) if p.startswith("network.") and 1 < result.devices <= per_node]
+    set_paths = [p for p in (hw_overrides or {}) if not (links and p.startswith(links)) and p not in one_node
                  and not (reads and p.startswith(reads))]
     return [f"hardware {result.hardware.id}: {w}" for w in unread(spec)] + \
-        ignored(spec, table.peaks, table.effs, set_paths, "--hw-set")
+        ignored(spec, table.peaks, table.effs, set_paths, "--hw-set") + \
+        [f"--hw-set {p} does not change any time here: the {result.devices} devices fit in one node of {per_node} "
+         f"(the network joins nodes)" for p in one_node]
 
 
-def run(model: str, hardware: str = "a100", overrides: dict | None = None, hw_overrides: dict | None = None,
+def run(model: str | Model, hardware: str = "a100", overrides: dict | None = None, hw_overrides: dict | None = None,
         attention: str = "flash", terms: Terms = FULL, fusion: str | None = None, stack: str | None = None,
         graphs: bool | None = None, devices: int | None = None, parallel: str | None = None) -> Result:
     """Cost one model (built-in id or YAML path) on one device (id or YAML path) under a software stack; with
@@ -123,7 +148,8 @@ def serving_curve(model: str, hardware: str, devices: list, batches: list, overr
                   hw_overrides: dict | None = None, attention: str = "flash", terms: Terms = FULL,
                   stack: str | None = None, parallel: str | None = None) -> list[dict]:
     """The throughput-latency curve of a batch sweep, one point per (device count, batch): the model built once
-    per batch and lowered once per device count (`devices`; tensor parallel unless `parallel` says otherwise).
+    per batch and lowered once per device count (`devices`; tensor parallel, or `parallel`'s degrees with tp filling
+    the rest of each count).
 
     Each record: devices, plan, batch, item (tokens / images / videos), latency_s (one request's end-to-end
     time), per_item_latency_s (LLM: time per output token; else the latency), ttft_s (LLM), items_per_s in total

@@ -17,15 +17,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import memory_saving
 from .engine import BOUNDS, FULL, KernelTable, Terms, energy_total, evaluate, host_excess, resident_bytes
 from .mapping import compact, lower
+from .memory_saving import HostWork
 from .errors import SpecError, closest, shown
 from .graph import parse_value
 from .hardware import columns_from, field_paths, load_hardware, settable_paths
-from .metrics import group_matrix, items, items_per_second, per_joule
+from .metrics import comm_seconds, energy_on_devices, group_matrix, items, items_per_second, per_joule
 from .ops import CATEGORIES, UNITS
-from .params import declared_params
-from .simulate import load_model, resolve_stack
+from .params import declared_params, workload_options
+from .simulate import load_model, mean_times, resolve_stack
 
 DEFAULT_MAX_POINTS = 10**7
 DEFAULT_CHUNK_ELEMENTS = 1 << 17  # design points x kernels evaluated at once: 1 MB arrays stay in cache
@@ -39,10 +41,17 @@ class Axis:
     stop: float | None = None
     num: int = 0
     log: bool = False
+    text: bool = False                  # a list with names or on/off values (dtypes, offload): workloads only
 
     @property
     def size(self) -> int:
         return len(self.values) if self.values else self.num
+
+    def levels(self) -> list:
+        """A workload axis's values in order: a list as given (numbers, names, on/off), a range's grid points."""
+        if self.text:
+            return list(self.values)
+        return [int(v) if float(v).is_integer() else float(v) for v in self.grid()]
 
     def grid(self) -> np.ndarray:
         if self.values:
@@ -62,7 +71,8 @@ class Axis:
 
 
 def parse_axis(text: str, flag: str) -> Axis:
-    """`path=a,b,c` or `path=start:stop:num[:log]`."""
+    """`path=a,b,c` or `path=start:stop:num[:log]`. A workload list may also name values (`weight_dtype=int8,fp16`,
+    `vae_tiling=false,true`): the parameter's own declaration checks them (plan)."""
     path, sep, spec = text.partition("=")
     path = path.strip()
     if not sep or not path or not spec:
@@ -94,10 +104,13 @@ def parse_axis(text: str, flag: str) -> Axis:
         if log and start <= 0:
             raise SpecError(f"{flag} {text}: a log range needs a positive start")
         return Axis(path, start=float(start), stop=float(stop), num=num, log=log)
-    values = tuple(number(v) for v in spec.split(",") if v.strip())
-    if not values:
+    items = [v for v in spec.split(",") if v.strip()]
+    if not items:
         raise SpecError(f"{flag} {text}: empty list of values")
-    return Axis(path, values=values)
+    raw = [parse_value(v.strip()) for v in items]
+    if flag == "--vary-workload" and any(isinstance(v, (bool, str)) for v in raw):
+        return Axis(path, values=tuple(raw), text=True)
+    return Axis(path, values=tuple(number(v) for v in items))
 
 
 @dataclass
@@ -160,6 +173,12 @@ class Job:
     plan: str = ""             # the parallel plan (parallel.Plan as text) where plans are swept
     devices: int = 1
     resident: float | None = None  # re-read bytes the file's own L2 serves (None: the table keeps its re-reads)
+    host_work: HostWork | None = None  # weight copies and CPU stages of the memory-saving modes (None: none)
+    pipeline: int = 1          # the plan's pp: its table holds every layer once (metrics.energy_on_devices)
+    # where the table keeps the re-reads (L2 varied or moved), the host model's kernels (simulate.host_kernels):
+    # the table's kernels merged without them, and each table row's kernel there; None: the table itself
+    host_table: KernelTable | None = None
+    host_group: np.ndarray | None = None
 
     @property
     def item(self) -> str:
@@ -173,11 +192,19 @@ def _job(model_id: str, workload: dict, overrides: dict, hw, attention: str, ter
     spec = hw.spec
     st = resolve_stack(stack, built, hw, fusion)
     full = lower(built, st, spec, plan=plan)
+    work = memory_saving.host_work(built, full)
+    memory_saving.host_seconds(work, spec)   # a mode the device cannot run is refused before any point
+    # stages on the host CPU take no device time or energy (as in `run`); their time is the host's
+    full.count = np.where(np.isin(full.stage, work.cpu_stages), 0.0, full.count)
+    # an L2 set away from the file's (--hw-set) costs its re-reads at every point, as a varied one does
+    l2_varied = l2_varied or (spec.on_chip.l2_bytes, spec.on_chip.l2_bandwidth) != (
+        spec.reference("l2_bytes"), spec.reference("l2_bandwidth"))
     resident = None
     if not l2_varied:  # the L2 term is zero at every point: only the energy its hits save remains, one number
         resident = float(resident_bytes(full, [spec.on_chip.l2_bytes])[0] @ full.count) \
             if full.reread is not None else 0.0
     table = compact(full, reuse=l2_varied)
+    host_table, _, host_group = compact(table, rows=True, reuse=False, groups=True) if l2_varied else (None,) * 3
     sharding = table.sharding
     # per device on several devices (weights, KV cache and activations split by the plan)
     peak = sharding.peak_memory_bytes if sharding is not None else built.peak_memory_bytes
@@ -186,7 +213,9 @@ def _job(model_id: str, workload: dict, overrides: dict, hw, attention: str, ter
                group_matrix(table.stage, len(built.stages), table.count),
                # one more column for the collectives of a multi-device plan (category `comm`)
                group_matrix(table.category, len(CATEGORIES) + 1, table.count), terms, st.id,
-               str(plan) if plan is not None else "", plan.devices if plan is not None else 1, resident)
+               str(plan) if plan is not None else "", plan.devices if plan is not None else 1, resident,
+               work if work.moved.any() or work.cpu_stages else None, plan.pp if plan is not None else 1,
+               host_table, host_group)
 
 
 def evaluate_block(job: Job, varied: dict) -> dict:
@@ -195,7 +224,15 @@ def evaluate_block(job: Job, varied: dict) -> dict:
     cols = columns_from(job.spec, job.peaks, varied, n, job.table.effs)
     c = evaluate(job.table, cols, job.terms, parts=False, energy=False)
     time = c["time"]
-    host = host_excess(job.table, time, job.terms)  # [points, stages]
+    if job.host_table is None:  # [points, stages]
+        host = host_excess(job.table, time, job.terms)
+    else:
+        host = host_excess(job.host_table, mean_times(time, job.host_group, job.table.count, job.host_table.count),
+                           job.terms)
+    if job.host_work is not None:   # weight copies over the host link and stages on the host CPU (run's terms)
+        host[:, list(job.host_work.cpu_stages)] = 0.0
+        transfer, cpu = memory_saving.host_seconds(job.host_work, job.spec, varied)
+        host = host + transfer + cpu
     device = time @ job.table.count
     total = device + host.sum(axis=1)
     rows = {"model": np.full(n, job.model, dtype=object), "stack": np.full(n, job.stack, dtype=object)}
@@ -211,13 +248,13 @@ def evaluate_block(job: Job, varied: dict) -> dict:
         rows[f"stage_{name}_s"] = time @ np.ascontiguousarray(job.by_stage[:, i]) + host[:, i]
     for i, name in enumerate(CATEGORIES):
         rows[f"{name}_s"] = time @ np.ascontiguousarray(job.by_category[:, i])
-    if job.plan:  # exposed seconds of the collectives (after any overlap with compute)
-        rows["comm_s"] = time @ np.ascontiguousarray(job.by_category[:, len(CATEGORIES)])
+    if job.plan:
+        rows["comm_s"] = comm_seconds(time, job.table)
     # time in memory- and overhead-bound kernels; compute-bound is the rest
     # (and in collectives, on several devices)
     bounds = BOUNDS if (job.table.unit == UNITS.index("comm")).any() else BOUNDS[:3]
     parts = {b: np.where(c["bound"] == b, time, 0.0) @ job.table.count for b in range(1, len(bounds))}
-    parts[2] = parts[2] + host.sum(axis=1)  # time the host adds counts as overhead-bound
+    parts[2] = parts[2] + host.sum(axis=1)  # time the host adds (and its link and CPU) counts as overhead-bound
     parts[0] = total - sum(parts[b] for b in range(1, len(bounds)))
     for b, name in enumerate(bounds):
         rows[f"{name}_bound_share"] = parts[b] / total
@@ -226,9 +263,10 @@ def evaluate_block(job: Job, varied: dict) -> dict:
     rows[f"{job.item}_per_s"] = items_per_second(job.family, job.params, total)
     if job.plan:
         rows[f"{job.item}_per_s_per_device"] = rows[f"{job.item}_per_s"] / job.devices
-    if job.spec.power is not None:  # the kernels' energy and static power over the time the host adds, on
-        # every device of the plan; the average power is each device's
-        energy = energy_total(job.table, cols, total, job.terms, job.resident) * job.devices
+    if job.spec.power is not None:  # the kernels' dynamic energy (no static time) once per device share of the
+        # table, and every device's static power over the whole time; the average power is each device's
+        dynamic = energy_total(job.table, cols, 0.0, job.terms, job.resident)
+        energy = energy_on_devices(dynamic, cols["static_w"], total, job.devices, job.pipeline)
         rows["energy_j"], rows["avg_power_w"] = energy, energy / job.devices / total
         rows[f"{job.item}_per_j"] = per_joule(items(job.family, job.params)[1], energy)
     return rows
@@ -295,15 +333,22 @@ def plan(models: list[str], hardware: str, vary: list[str], vary_workload: list[
                                 f"{exc.message.partition(': ')[2] if exc.message.startswith('--hw-set') else exc}") \
                     from None
     workloads = []
-    for combo in itertools.product(*[a.grid() for a in w_axes]):
-        workloads.append({a.path: (int(v) if float(v).is_integer() else float(v)) for a, v in zip(w_axes, combo)})
-    # --set and --vary-workload apply to the models that declare the parameter; a name none declares is an error
-    declared = {m: declared_params(m) for m in models}  # name -> Param, read once per model
+    for combo in itertools.product(*[a.levels() for a in w_axes]):
+        workloads.append(dict(zip([a.path for a in w_axes], combo)))
+    # --set and --vary-workload apply to the models that declare the parameter, and to the options every model
+    # takes (quantisation, memory saving; a model's own declaration of one wins); a name none has is an error
+    declared = {m: workload_options() | declared_params(m) for m in models}  # name -> Param, read once per model
     for name in list(overrides or {}) + [a.path for a in w_axes]:
         if not any(name in d for d in declared.values()):
             known = sorted({k for d in declared.values() for k in d})
             raise SpecError(f"--set/--vary-workload {name}: no model in this sweep has that workload parameter"
                             f"{closest(name, known)}")
+    for axis in w_axes:  # names in a list of a numeric parameter: the list's own error, before any range check
+        word = next((v for v in axis.values if isinstance(v, (bool, str))), None) if axis.text else None
+        if word is not None and any(d[axis.path].type not in ("str", "bool") for d in declared.values()
+                                    if axis.path in d):
+            raise SpecError(f"--vary-workload {axis.path}={','.join(map(str, axis.values))}: "
+                            f"'{str(word).lower() if isinstance(word, bool) else word}' is not a number")
     for m in models:  # each value against the parameter's declared type and range, naming the option
         params = declared[m]
         for name, value in (overrides or {}).items():
@@ -424,6 +469,13 @@ def run_dask(sweep: Sweep, scheduler: str | None = None, max_in_flight: int = 16
             cluster.close()
 
 
+def _spelled(value) -> str:
+    """One list value as the command line spells it: a name as is, on/off as true/false, a number exactly."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if isinstance(value, str) else repr(value)
+
+
 def _specs(vary) -> list[str]:
     """`--vary` texts from a list of 'FIELD=SPEC' strings or a {field: [values] | 'start:stop:num[:log]'} dict."""
     if vary is None:
@@ -433,7 +485,7 @@ def _specs(vary) -> list[str]:
     if isinstance(vary, dict):
         out = []
         for path, spec in vary.items():
-            text = spec if isinstance(spec, str) else ",".join(repr(v) for v in
+            text = spec if isinstance(spec, str) else ",".join(_spelled(v) for v in
                                                                (spec if hasattr(spec, "__iter__") else [spec]))
             out.append(f"{path}={text}")
         return out

@@ -8,6 +8,7 @@ step on its own gives, to 1e-9 relative.
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from simulator import mapping
@@ -52,7 +53,7 @@ def assert_equal_results(fast, slow):
     assert_same(fast.by_stage(), slow.by_stage(), "stages")
 
 
-CASES = [("llama2-7b", {"prompt_tokens": 2048, "output_tokens": n}) for n in (1, 7, 128)] + [
+CASES = [("llama2-7b", {"prompt_tokens": 2048, "output_tokens": n}) for n in (1, 7, 128, 2048)] + [
     ("llama3-8b", {"output_tokens": 128}),
     ("llama2-70b", {"prompt_tokens": 300, "output_tokens": 40, "batch": 4}),
     ("parti", {"height": 96, "width": 96}),        # 144 image tokens
@@ -141,3 +142,59 @@ def test_unique_rows_matches_numpy():
         o0, o1 = np.argsort(f0), np.argsort(f1)
         assert (f0[o0] == f1[o1]).all() and (d0[o0] == d1[o1]).all()
         assert (np.argsort(o0)[i0.ravel()] == np.argsort(o1)[i1.ravel()]).all()
+
+
+def kernel_columns(table):
+    return [table.stage, table.category, table.unit, table.peak, table.eff, table.backend, table.flops, table.bytes,
+            *table.gemm.T, table.launches, table.host]
+
+
+def numpy_groups(columns):
+    """np.unique's groups of equal rows, renumbered in order of first appearance: (first, inverse)."""
+    _, first, inverse = np.unique(np.column_stack(columns), axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    place = np.argsort(order)
+    return first[order], place[inverse.ravel()]
+
+
+def assert_groups(got, want):
+    assert got is not None
+    assert (got[0] == want[0]).all() and (got[1] == want[1]).all()
+
+
+def test_row_groups_match_numpy():
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 9, 3000):
+        columns = [rng.integers(0, 3, n), rng.integers(0, 2, n).astype(float), rng.integers(0, 3, n) * 0.5]
+        columns[1][::3] = -0.0  # equal to 0.0
+        assert_groups(mapping.row_groups(columns), numpy_groups(columns))
+
+
+@pytest.mark.parametrize("model,overrides,attention,stack", [
+    ("llama2-7b", {"prompt_tokens": 2048, "output_tokens": 32768}, "flash", None),
+    ("llama2-7b", {"prompt_tokens": 100, "output_tokens": 60}, "math", "eager"),  # three growing kernels per step
+    ("parti", {"height": 96, "width": 96}, "flash", None),
+])
+def test_growing_rows_are_grouped_as_numpy_groups_them(model, overrides, attention, stack):
+    """`compact` skips hashing the kernels that grow with the step where it can show each is alone in its group
+    (`_growing_rows_distinct`); the groups are numpy's either way, also when a row is made equal to one of them."""
+    hw = load_hardware("a100")
+    built = load_model(model, overrides, attention)
+    table = lower(built, resolve_stack(stack, built, hw), hw.spec)
+    assert table.steps
+    columns = kernel_columns(table)
+    want = numpy_groups(columns)
+    assert_groups(mapping.row_groups(columns, table.steps), want)
+    if len(table) > 10000:  # the long decode: its growing rows are shown distinct, not hashed
+        start, stop, _ = table.steps[0]
+        outside = np.flatnonzero((np.arange(len(table)) < start) | (np.arange(len(table)) >= stop))
+        assert mapping._growing_rows_distinct(columns, table.steps, outside)
+    # a row outside the ranges made equal to the growing kernel's row at the fifth step joins its group
+    start, stop, period = table.steps[0]
+    twin = next(r for r in range(len(table)) if not start <= r < stop)
+    columns = [c.copy() for c in columns]
+    for c in columns:
+        c[twin] = c[start + 4 * period]
+    got = mapping.row_groups(columns, table.steps)
+    assert_groups(got, numpy_groups(columns))
+    assert got[1][twin] == got[1][start + 4 * period]

@@ -111,3 +111,13 @@ def test_roofline_flag_drops_efficiency_terms():
     full, bare = json.loads(full), json.loads(bare)
     assert bare["totals"]["time_s"] == pytest.approx(full["totals"]["roofline_time_s"])
     assert bare["efficiency"] == "roofline only"
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_disable_help_lists_every_term(command):
+    """The parser spells the terms out (it imports no numpy); they must be engine.Terms.NAMES, in order."""
+    from simulator.cli import build_parser
+    from simulator.engine import Terms
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    text = next(a for a in sub._actions if a.dest == "disable").help
+    assert text.startswith("switch efficiency terms off: " + ", ".join(Terms.NAMES) + " ")

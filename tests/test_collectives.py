@@ -55,3 +55,43 @@ def test_doubling_link_bandwidth_halves_the_bandwidth_term():
     b = collectives.time("all_gather", np.array([[1e9]]), np.array([[8.0]]), np.array([[1.0]]),
                          cols(bw=200e9, lat=0))[0, 0]
     assert a == pytest.approx(2 * b)
+
+
+def one(kind, size, n, c, stride=1.0):
+    return collectives.time(kind, np.array([[size]]), np.array([[float(n)]]), np.array([[stride]]), c)[0, 0]
+
+
+@pytest.mark.parametrize("n", [16, 32, 64])
+def test_across_nodes_an_all_reduce_is_a_reduce_scatter_and_an_all_gather(n):
+    """Hierarchical halves (in the node over the full message, between nodes on each device's 1/inner share):
+    a large all-reduce (ring between nodes) costs exactly its two halves, and an all-gather never costs more
+    than the all-reduce that contains it (it used to send (n - inner)/n of the message over each NIC)."""
+    c = cols()
+    size = 1e9
+    ar, rs, ag = (one(k, size, n, c) for k in ("all_reduce", "reduce_scatter", "all_gather"))
+    assert ar == pytest.approx(rs + ag, rel=1e-12)
+    assert ag == rs <= ar
+    nodes = n // 8
+    remote = (nodes - 1) * 5e-6 + (nodes - 1) / nodes * (size / 8) / 10e9
+    assert ag == pytest.approx(collectives.gather_like(size, 8, 100e9, 2e-6) + remote, rel=1e-12)
+
+
+def test_h100_all_gather_over_two_nodes_is_half_its_all_reduce():
+    from simulator.hardware import columns, load_hardware
+    c = columns([load_hardware("h100").spec], [], [])
+    ar, ag = one("all_reduce", 1e9, 16, c), one("all_gather", 1e9, 16, c)
+    assert ag == pytest.approx(ar / 2, rel=1e-9) and ar == pytest.approx(6.42e-3, rel=0.01)
+
+
+def test_all_to_all_across_nodes_sends_the_remote_share_over_each_nic():
+    c = cols()
+    t = one("all_to_all", 1e9, 16, c)
+    assert t == pytest.approx(collectives.gather_like(1e9 / 2, 8, 100e9, 2e-6) + 5e-6 + 8 / 16 * 1e9 / 10e9)
+
+
+def test_a_device_without_a_network_costs_its_collectives_without_numpy_warnings():
+    c = cols(net_bw=0.0, net_lat=0.0)  # how the columns give an absent network
+    with np.errstate(all="raise"):
+        for kind in collectives.KINDS:
+            for size in (0.0, 1e6):
+                assert np.isfinite(one(kind, size, 8, c))

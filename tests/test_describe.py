@@ -38,6 +38,11 @@ def test_describe_table_fits_120_characters_and_names_every_parameter():
     assert max(len(line) for line in out.splitlines()) <= catalog.WIDTH
     for name in ("batch", "prompt_tokens", "output_tokens", "dtype", "prefill", "decode"):
         assert re.search(rf"^{name}\s", out, re.MULTILINE), name
+    # the options every model takes without declaring them, each with its values
+    for option in ("weight_dtype", "act_dtype", "kv_dtype", "offload", "vae_tiling", "vae_slicing",
+                   "text_encoder_device"):
+        assert option in out, option
+    assert "quantisation options every model takes" in out and "fp4|int4|int8|fp8|fp16|bf16|fp32" in out
 
 
 def _node(mapping: dict, lines: dict) -> Node:

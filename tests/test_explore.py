@@ -42,6 +42,87 @@ def test_the_view_is_run_format_json(state):
     assert view["summary"] == {k: view["result"][k] for k in view["summary"]}  # the table's head of it
 
 
+CACHED_STATES = [
+    {"model": "sd15", "hardware": "a100", "hw_set": {"memory.bandwidth": "3e12"}},
+    {"model": "sd15", "hardware": "a100", "attention": "math", "set": {"offload": "model", "vae_tiling": "true"}},
+    {"model": "llama2-7b", "hardware": "h100", "set": {"weight_dtype": "int4", "kv_dtype": "fp8"},
+     "stack": "compile-cudagraphs"},
+    {"model": "llama2-70b", "hardware": "h100", "devices": "4"},
+    {"model": "cogvideox-5b", "hardware": "h100", "devices": 4, "parallel": "sp=2,cfg=2"},
+]
+
+
+def fingerprint(model) -> bytes:
+    """The model's pickle, less the per-iteration results it evaluates on first read (a memo, not a change)."""
+    import io
+    import pickle
+
+    from simulator.graph import _Iterations
+
+    class Pickler(pickle.Pickler):
+        def reducer_override(self, obj):
+            if isinstance(obj, _Iterations):
+                return object.__new__, (_Iterations,), {k: v for k, v in vars(obj).items() if k != "cache"}
+            return NotImplemented
+    out = io.BytesIO()
+    Pickler(out).dump(model)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("state", CACHED_STATES)
+def test_a_cached_model_answers_as_a_fresh_build(state, monkeypatch):
+    """What-ifs reuse the built model (api.MODELS): a hardware-only change does not build it again, and after
+    every view, an export, a compare and other devices, plans and sliders have run on the shared model, it is
+    unchanged (byte for byte) and answers exactly as a model built afresh does."""
+    from simulator.simulate import run
+    monkeypatch.setattr(api, "MODELS", api.BuiltModels())
+    inputs = api.Inputs(state)
+    shared = inputs.built()
+    before = fingerprint(shared)
+    view = api.run_view(state)
+    api.export(state, "csv", "op")
+    for bandwidth in ("1e12", "5e12"):
+        api.run_view({**state, "hw_set": {**state.get("hw_set", {}), "memory.bandwidth": bandwidth}},
+                     views=["groups", "roofline"])
+    api.run_view({**state, "hardware": "mi300x"}, views=["roofline", "attention"])
+    api.run_view({**state, "stack": "compile", "devices": "2", "parallel": None} if not shared.memory.active
+                 else {**state, "fusion": "full"}, views=["groups"])
+    assert api.MODELS.built == 1 and api.MODELS.reused >= 5
+    assert inputs.built() is shared and fingerprint(shared) == before
+    several = {k: inputs.__dict__[k] for k in ("devices", "parallel") if inputs.__dict__[k] is not None}
+    fresh = run(inputs.model, inputs.hardware, inputs.overrides, inputs.hw_overrides, inputs.attention,
+                inputs.terms, inputs.fusion, inputs.stack, **several)
+    assert json.loads(json.dumps(fresh.to_dict())) == json.loads(json.dumps(view["result"]))
+    # another workload, attention or file content is another model
+    other = api.Inputs({**state, "attention": "math" if inputs.attention == "flash" else "flash"}).built()
+    assert other is not shared and api.MODELS.built == 2
+
+
+def test_threads_share_a_built_model_safely():
+    """Threads costing one built LLM at once (its decode iterations evaluated on first read) answer as one
+    thread does: the explorer's server runs its requests in a thread pool over the shared models."""
+    import sys
+    import threading
+
+    from simulator.simulate import load_model, run
+    bandwidths = [{"memory.bandwidth": 1e12 + 1e11 * i} for i in range(12)]
+    want = [run("llama2-7b", "a100", {"output_tokens": 48}, hw).totals() for hw in bandwidths]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: a race shows at once
+    try:
+        for _ in range(3):  # a fresh model each time: its iterations are evaluated by whichever thread is first
+            built = load_model("llama2-7b", {"output_tokens": 48})
+            start = threading.Barrier(len(bandwidths))
+
+            def cost(hw):
+                start.wait()  # all at once
+                return run(built, "a100", {}, hw).totals()
+            with ThreadPoolExecutor(max_workers=len(bandwidths)) as pool:
+                assert list(pool.map(cost, bandwidths)) == want
+    finally:
+        sys.setswitchinterval(switch)
+
+
 def test_export_is_what_run_prints():
     state = {"model": "sd15", "hardware": "h100", "set": {"height": "768"}, "hw_set": {"compute.fp16": "5e14"}}
     argv = shlex.split(api.run_view(state)["cli"])[3:]
@@ -85,12 +166,91 @@ def test_doubling_bandwidth_moves_the_roof_and_the_ridge():
     assert len(a["points"]) == len(b["points"]) > 100  # one dot per kernel that does arithmetic
 
 
-def test_groups_add_up_to_the_device_time():
-    view = api.run_view({"model": "sd15", "hardware": "a100"})
+@pytest.mark.parametrize("state", [
+    {"model": "sd15", "hardware": "a100"},
+    {"model": "sd15", "hardware": "a100", "set": {"offload": "model", "text_encoder_device": "cpu"}},
+    {"model": "llama2-70b", "hardware": "h100", "devices": "4"},
+    {"model": "cogvideox-5b", "hardware": "h100", "devices": 4, "parallel": "sp=2,cfg=2"},
+])
+def test_groups_add_up_to_the_device_time(state):
+    """Categories and layers add up to the device time, stages to the time per inference (host-link copies and
+    host CPU time included); on several devices the plan's collectives are a bar of their own in each stage."""
+    view = api.run_view(state)
     totals, groups = view["result"]["totals"], view["groups"]
     for key in ("categories", "layers"):
         assert sum(r["time_s"] for r in groups[key]) == pytest.approx(totals["device_time_s"], rel=1e-9)
     assert sum(r["time_s"] for r in groups["stages"]) == pytest.approx(totals["time_s"], rel=1e-9)
+    for s in groups["stages"]:
+        assert s["time_s"] == pytest.approx(s["device_time_s"] + s["host_s"] + s["transfer_s"] + s["cpu_s"])
+    collectives = [r for r in groups["layers"] if r["layer"] == api.COLLECTIVES]
+    several = view["result"]["totals"].get("devices", 1) > 1
+    assert bool(collectives) == several
+    if several:
+        comm = view["result"]["categories"]["comm"]
+        assert sum(r["time_s"] for r in collectives) == pytest.approx(comm["time_s"], rel=1e-9)
+        assert sum(r["bytes"] for r in collectives) == pytest.approx(comm["bytes"], rel=1e-9)
+        assert {r["bound"] for r in collectives} == {"comm"}
+
+
+@pytest.mark.parametrize("state, dtype", [
+    ({"model": "llama2-7b", "hardware": "h100", "set": {"weight_dtype": "int8", "act_dtype": "int8"}}, "int8"),
+    ({"model": "llama2-7b", "hardware": "h100", "set": {"weight_dtype": "int4"}}, "fp16"),
+    ({"model": "llama2-70b", "hardware": "h100", "devices": "4"}, "fp16"),
+    ({"model": "cogvideox-5b", "hardware": "h100", "devices": 4, "parallel": "sp=2,cfg=2"}, "bf16"),
+])
+def test_the_roof_is_the_rate_gemms_run_at_on_one_device(state, dtype):
+    """The roofline's roof is the matrix rate of the activations' dtype (W8A8 runs at the int8 rate, weight-only
+    int4 at the model's), one device's on several: no kernel's attained FLOP/s is above it, every kernel that
+    does arithmetic is a dot or counted as unplaced (no DRAM bytes of its own), and the devices are named."""
+    from simulator.hardware import load_hardware
+    from simulator.metrics import peak_flops
+    view = api.run_view(state)
+    rf = view["roofline"]
+    spec = load_hardware(state["hardware"]).spec
+    assert rf["dtype"] == dtype and rf["peak_flops"] == peak_flops(spec, dtype)
+    assert rf["points"] and all(0 < p["flops_per_s"] <= rf["peak_flops"] * (1 + 1e-9) for p in rf["points"])
+    assert all(p["intensity"] > 0 for p in rf["points"])
+    assert rf["devices"] == view["result"]["totals"].get("devices", 1)
+    assert (rf["plan"] is None) == (rf["devices"] == 1)
+
+
+def test_params_offer_the_options_every_model_takes():
+    """Quantisation and memory-saving options are page controls for the models that can apply them (no KV-cache
+    dtype without a KV cache, no VAE tiling without a decoder), and each offered value changes the answer."""
+    sd15 = {p["name"]: p for p in api.params("sd15")}
+    llama = {p["name"]: p for p in api.params("llama2-7b")}
+    assert sd15["height"]["group"] == "workload" and sd15["offload"]["group"] == "memory saving"
+    assert sd15["weight_dtype"]["group"] == "quantisation" and sd15["weight_dtype"]["default"] is None
+    assert {"weight_dtype", "act_dtype", "offload", "vae_tiling", "vae_slicing", "text_encoder_device"} <= set(sd15)
+    assert "kv_dtype" not in sd15 and "kv_dtype" in llama
+    assert not {"vae_tiling", "vae_slicing", "text_encoder_device"} & set(llama)
+    large = {"height": "1024", "width": "1024", "batch": "2"}  # larger than a VAE tile, more than one image
+    base = api.run_view({"model": "sd15", "hardware": "a100", "set": large}, views=[])["summary"]["totals"]
+    on = {"weight_dtype": "int8", "act_dtype": "fp32", "offload": "model", "vae_tiling": "true",
+          "vae_slicing": "true", "text_encoder_device": "cpu"}
+    for name, p in sd15.items():
+        if p["group"] == "workload":
+            continue
+        assert p["choices"] is None or on[name] in p["choices"]
+        moved = api.run_view({"model": "sd15", "hardware": "a100", "set": {**large, name: on[name]}}, views=[])
+        assert moved["summary"]["totals"] != base, name
+        assert f"--set {name}={on[name]}" in moved["cli"]
+
+
+def test_memory_saving_modes_offer_the_host_sliders():
+    """Offloading reads the host link, a CPU text encoder the host CPU: their sliders appear then, and move the
+    answer."""
+    state = {"model": "sd15", "hardware": "a100", "set": {"offload": "model", "text_encoder_device": "cpu"}}
+    view = api.run_view(state)
+    fields = {f["path"]: f for f in view["whatif"]}
+    assert {"host_link.bandwidth", "host.flops", "host.bandwidth"} <= set(fields)
+    assert fields["host_link.bandwidth"]["unit"] == "B/s" and fields["host.flops"]["unit"] == "FLOP/s"
+    assert fields["host_link.efficiency"]["max"] == 1.0
+    for path in ("host_link.bandwidth", "host.flops"):
+        moved = api.run_view({**state, "hw_set": {path: str(fields[path]["max"])}}, views=[])
+        assert moved["summary"]["totals"]["time_s"] < view["summary"]["totals"]["time_s"], path
+    plain = {f["path"] for f in api.run_view({"model": "sd15", "hardware": "a100"}, views=["whatif"])["whatif"]}
+    assert not {p for p in plain if p.startswith("host")}
 
 
 def test_attention_views_of_a_video_model_split_spatial_and_temporal():

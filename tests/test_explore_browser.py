@@ -163,3 +163,68 @@ def test_a_link_restores_the_view(page):
     page.click("reset")
     page.settled(before)
     page.tab("breakdown")
+
+
+CHARTS = {"breakdown": ("chart-stages", "chart-categories", "chart-layers"), "roofline": ("chart-roofline",),
+          "attention": ("chart-seqlen", "chart-roles")}
+
+
+def test_every_chart_has_a_title_and_axes_with_units(page):
+    """Each chart of the main tabs has a title and both axes titled, the value axis with its unit in brackets;
+    a legend where it draws more than one series."""
+    choose(page, "model", "sd15")
+    choose(page, "hardware", "a100")
+    for tab, charts in CHARTS.items():
+        page.tab(tab)
+        for chart in charts:
+            read = (f"const gd = document.getElementById('{chart}'); return gd.layout && gd.data && "
+                    "[gd.layout.title.text, gd.layout.xaxis.title.text, gd.layout.yaxis.title.text, "
+                    "gd.data.filter((t) => t.showlegend !== false).length, gd.layout.showlegend]")
+            title, x, y, series, legend = page.wait(lambda: page.js(read), what=chart)
+            assert title and x and y, (chart, title, x, y)
+            assert re.search(r"\[[^\]]+\]$", y), (chart, y)  # [s], [ms], [FLOP/s], [tokens]
+            assert legend is not False or series == 1, chart
+    page.tab("breakdown")
+
+
+def test_workload_options_and_several_devices(page):
+    """The options every model takes are controls of the page and answer as the CLI does; offloading offers the
+    host link's slider; on several devices the layer view shows the plan's collectives and the roofline is one
+    device's."""
+    choose(page, "model", "sd15")
+    choose(page, "hardware", "a100")
+    assert page.js("return document.getElementById('param-kv_dtype')") is None  # sd15 keeps no KV cache
+    choose(page, "param-weight_dtype", "int8")
+    assert page.text("error") == "" and "--set weight_dtype=int8" in page.text("cli")
+    shown, half = shown_value(page.text("now-time_s"))
+    assert abs(shown - cli_answer(page.text("cli"))["totals"]["time_s"]) <= half * (1 + 1e-9)
+    choose(page, "param-weight_dtype", "")
+    choose(page, "param-offload", "model")
+    assert page.text("error") == "" and "--set offload=model" in page.text("cli")
+    total = page.text("now-time_s")
+    before = page.updates()
+    page.slide("host_link.bandwidth", 1000)  # four times the PCIe link's bandwidth
+    page.settled(before)
+    assert page.text("now-time_s") != total and page.text("base-time_s") == total
+    before = page.updates()
+    page.click("reset")
+    page.settled(before)
+    choose(page, "param-offload", "none")
+    assert "--set" not in page.text("cli")
+
+    choose(page, "model", "llama2-70b")
+    choose(page, "hardware", "h100")
+    before = page.updates()
+    page.js("const d = document.getElementById('devices'); d.value = '4'; d.dispatchEvent(new Event('change'))")
+    page.settled(before)
+    assert page.text("error") == "" and "--devices 4" in page.text("cli")
+    layers = page.js("return document.getElementById('chart-layers').data.flatMap((t) => t.x)")
+    assert any(x.endswith("/(collectives)") for x in layers)
+    page.tab("roofline")
+    page.wait(lambda: "per device (4 devices, tp=4)" in page.text("roofline-caption"), what="the roofline")
+    before = page.updates()
+    page.js("const d = document.getElementById('devices'); d.value = ''; d.dispatchEvent(new Event('change'))")
+    page.settled(before)
+    page.tab("breakdown")
+    choose(page, "model", "sd15")
+    choose(page, "hardware", "a100")

@@ -335,3 +335,16 @@ def test_json_reports_energy_per_run_and_stage():
     assert sum(s["energy_j"] for s in data["stages"]) == pytest.approx(data["totals"]["energy_j"])
     code, out, _ = run_cli("run", "sd15", "--hardware", "tpu-v5e", "--format", "json")
     assert json.loads(out)["totals"]["energy_j"] is None  # no power model: no number rather than a made-up one
+
+
+def test_the_power_cap_is_neutral_at_the_files_own_tdp_and_bites_below_it():
+    """The achievable fractions were measured under each file's TDP: at that TDP the cap must not slow anything
+    again (flux1-dev's compute-bound GEMMs on a B200), while a lower TDP slows them and a higher one does not
+    speed them up."""
+    base = run("flux1-dev", "b200").to_dict()["totals"]["device_time_s"]
+    off = run("flux1-dev", "b200", terms=Terms(power=False)).to_dict()["totals"]["device_time_s"]
+    low = run("flux1-dev", "b200", hw_overrides={"tdp_w": 600.0}).to_dict()["totals"]["device_time_s"]
+    high = run("flux1-dev", "b200", hw_overrides={"tdp_w": 2000.0}).to_dict()["totals"]["device_time_s"]
+    assert base == pytest.approx(off, rel=1e-12)
+    assert low > 1.1 * base
+    assert high == pytest.approx(base, rel=1e-12)

@@ -82,7 +82,8 @@ def test_tile_extents_follow_diffusers_loop():
 def test_vae_tiling_bounds_decoder_memory_and_pays_for_the_overlap(wan):
     base, tiled = wan["none"], wan["tiling"]
     dec = [s for s in tiled.model.stages if s.name.startswith("decoder")]
-    assert sum(s.repeat for s in dec) == 3 * 5            # 3 tile rows x 5 tile columns
+    # 3 tile rows x 5 tile columns, each decoded one latent frame per call (21 calls: AutoencoderKLWan.tiled_decode)
+    assert sum(s.repeat for s in dec) == 3 * 5 * 21
     assert all(s.shares_weights_with == "decoder" for s in dec[1:])
     assert tiled.model.param_count == base.model.param_count
     full = next(s for s in base.model.stages if s.name == "decoder")
@@ -90,7 +91,7 @@ def test_vae_tiling_bounds_decoder_memory_and_pays_for_the_overlap(wan):
     assert tiled.peak_memory_bytes < base.peak_memory_bytes
     # the overlapping tiles cover (2 x 256 + 96) x (4 x 256 + 64) pixels of a 480 x 832 frame: the decoder's
     # convolution FLOPs (linear in area) grow by that ratio
-    conv = lambda ss: sum(s.flops_by_category()["conv"] * s.repeat for s in ss)
+    conv = lambda ss: sum(s.flops_by_category(i)["conv"] * s.repeat // 21 for s in ss for i in range(21))
     assert conv(dec) / conv([full]) == pytest.approx((608 * 1088) / (480 * 832), rel=0.02)
     assert tiled.time_s > base.time_s
 
@@ -139,30 +140,61 @@ def test_bad_modes_are_one_line_errors(args, words):
     assert err.count("\n") == 1 and words in err, err
 
 
+# Tolerance of a simulated peak against a published one: the simulator counts the tensors a pipeline allocates; a
+# measured peak also holds the CUDA context (~0.3-0.5 GB), the caching allocator's rounding and fragmentation and
+# temporaries the model files leave out (fp32 upcasts inside norms), a few % each, while the published figures are
+# rounded ("60 GB", "8.19 GB") and their runs' settings partly unstated. Within 25 % is what that leaves; more
+# is a modelling error (a Wan decoder holding the whole 81-frame video's activations gave 2.3x the published peak).
+PEAK_TOLERANCE = 0.25
+
+
 @pytest.mark.parametrize("height, width, published_gb", [(720, 1280, 60), (544, 960, 45)])
 def test_hunyuanvideo_peak_memory_against_published(height, width, published_gb):
     """Tencent/HunyuanVideo README (commit 17fe3a92, "Requirements", batch 1): GPU peak memory 60 GB at
-    720x1280x129 and 45 GB at 544x960x129, "tested on a single 80G GPU". The simulator (eager, bf16, no offload,
-    untiled decoder) gives 65.3 GB and 54.8 GB: it fits one 80 GB H100, as published, and lies 9 % and 22 %
-    above the published peaks (its decoder holds a whole-video activation where the reference decodes in
-    tiles). The band below is that ballpark: within 35 % of the published figure, never below 0.8 of it."""
-    r = simulator.run("hunyuanvideo", "h100", overrides={"height": height, "width": width, "frames": 129})
-    assert r.fits and r.peak_memory_bytes <= 80 * 2**30
-    assert 0.8 * published_gb <= r.peak_memory_bytes / 1e9 <= 1.35 * published_gb
+    720x1280x129 and 45 GB at 544x960x129, "tested on a single 80G GPU", with sample_video.py, whose --vae-tiling
+    is on by default (hyvideo/config.py): the decoder runs in 17-frame temporal tiles (as diffusers' default
+    frame-wise decoding) and in 256-pixel spatial tiles within them. The simulator with vae_tiling (bf16, every
+    model resident, no offload) gives 49.3 GB and 45.8 GB, at the denoiser: 18 % under and 2 % over. Decoded
+    without spatial tiling (diffusers' default) the peak moves to the decoder, 65.3 GB and 54.8 GB, and still fits
+    the 80 GB GPU."""
+    shape = {"height": height, "width": width, "frames": 129}
+    tiled = simulator.run("hunyuanvideo", "h100", overrides={**shape, "vae_tiling": True})
+    assert abs(tiled.peak_memory_bytes / (published_gb * 1e9) - 1) <= PEAK_TOLERANCE
+    untiled = simulator.run("hunyuanvideo", "h100", overrides=shape)
+    assert untiled.fits and tiled.peak_memory_bytes < untiled.peak_memory_bytes <= 80 * 2**30
 
 
-def test_wan_1_3b_on_rtx4090_fits_only_with_offload():
-    """Wan2.1 README (commit 18368dfc): T2V-1.3B "requires only 8.19 GB VRAM" and runs on an RTX 4090 (24 GB)
-    with --offload_model True --t5_cpu. Without the modes the simulator's peak (weights of the 5.7B umT5 encoder,
-    the DiT and the VAE, plus the decoder's activations) exceeds 24 GiB; with them it fits, as published. The
-    simulator's peak with them is 18.8 GB, 2.3x the published 8.19 GB: its VAE decoder holds activations of the
-    whole 81-frame video, where Wan's decoder runs one latent frame at a time with causal caches."""
+WAN_README_VRAM = 8.19e9  # Wan2.1 README (commit 18368dfc): "The T2V-1.3B model requires only 8.19 GB VRAM"
+
+
+def test_wan_1_3b_peak_memory_against_published():
+    """Wan2.1 README (commit 18368dfc): T2V-1.3B needs 8.19 GB of VRAM, run on an RTX 4090 with
+    --offload_model True --t5_cpu (generate.py: the umT5 encoder on the CPU, the DiT moved to the CPU before the
+    VAE decodes). Wan's VAE decodes one latent frame per call, each causal conv keeping 2 frames of its input, as
+    diffusers' AutoencoderKLWan does and the decoder stage models; in bf16 (the case's dtype) the simulator's peak
+    is then 4.1 GB, at the denoiser (2.8 GB of DiT weights, 1.3 GB of activations), its decode phase 3.6 GB. The
+    Wan repository decodes in float32 (wan/modules/vae.py: WanVAE(dtype=torch.float), decode under
+    autocast(float32)): the decode phase in fp32 is 7.2 GB, 12 % under the published figure, inside the tolerance
+    (PEAK_TOLERANCE). The bf16 peak, half the published figure, is below it, as it must be."""
+    case = {"height": 480, "width": 832, "frames": 81, "steps": 50, "offload": "model",
+            "text_encoder_device": "cpu"}
+    bf16 = simulator.run("wan21-1.3b", "rtx4090", overrides=case)
+    assert bf16.peak_memory_bytes < WAN_README_VRAM
+    fp32 = simulator.run("wan21-1.3b", "rtx4090", overrides={**case, "dtype": "fp32"})
+    dec = next(s for s in fp32.model.stages if s.name == "decoder")
+    decode_phase = dec.weight_bytes + dec.peak_activation_bytes   # only the VAE is resident then
+    assert abs(decode_phase / WAN_README_VRAM - 1) <= PEAK_TOLERANCE
+    assert decode_phase <= WAN_README_VRAM
+
+
+def test_wan_1_3b_on_rtx4090_with_offload_and_t5_cpu():
+    """The README's RTX 4090 run (--offload_model True --t5_cpu) fits its 24 GB, as published; the modes lower the
+    peak (the 11.4 GB umT5 encoder leaves the device) and cost their copies and the CPU encoder's time."""
     overrides = {"height": 480, "width": 832, "frames": 81, "steps": 50}
     plain = simulator.run("wan21-1.3b", "rtx4090", overrides=overrides)
     saved = simulator.run("wan21-1.3b", "rtx4090", overrides={**overrides, "offload": "model",
                                                              "text_encoder_device": "cpu"})
-    assert not plain.fits and saved.fits
-    assert 8.19e9 < saved.peak_memory_bytes < 24 * 2**30
+    assert saved.fits and saved.peak_memory_bytes < plain.peak_memory_bytes - 11e9
     # the modes cost the copies of the DiT and the VAE over PCIe 4.0 and the umT5 encoder on the host CPU
     assert saved.time_s - plain.time_s == pytest.approx(saved.offload_time_s - plain.by_stage()[0]["time_s"],
                                                         rel=1e-6)

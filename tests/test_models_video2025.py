@@ -11,8 +11,10 @@ evaluation per stage:
   in two calls); WanTransformer3DModel hidden_states [1, 16, T, H/8, W/8] with T = (frames - 1) / 4 + 1,
   encoder_hidden_states [1, 512, 4096] (WanPipeline runs the conditional and the unconditional pass as two calls
   of batch 1); AutoencoderKLWan.decode(z [1, 16, T, H/8, W/8]) = post_quant_conv + the decoder one latent frame per
-  call with causal conv caches (the simulator models one pass: same FLOPs). The VAE's one single-head attention
-  is counted as attention (its bmm lies inside WanAttentionBlock).
+  call with causal conv caches (the simulator models the same calls; its first call runs the two temporal
+  upsamplers' time_conv on one frame that the reference passes through: +0.02 % conv FLOPs at 81 x 480 x 832,
+  +0.05 % at 33 x 720 x 1280). The VAE's one single-head attention is counted as attention (its bmm lies inside
+  WanAttentionBlock).
 - ltx-video: T5EncoderModel input_ids [1, 128]; LTXVideoTransformer3DModel hidden_states [2, T*(H/32)*(W/32), 128]
   with T = (frames - 1) / 8 + 1 (CFG batch), encoder_hidden_states [2, 128, 4096]; AutoencoderKLLTXVideo.decode(
   z [1, 128, T, H/32, W/32]).
@@ -23,6 +25,8 @@ evaluation per stage:
   includes the caption attention pool (8 heads, one query). AutoencoderKLMochi.decode(z [1, 12, T, H/8, W/8]).
 Parameters are per stage: Wan's decoder stage counts the decoder + post_quant_conv; the others the decoder.
 """
+import math
+
 import pytest
 
 from simulator import load_model
@@ -69,12 +73,34 @@ def test_wan21_matches_diffusers(model_id, overrides):
     assert attention_roles(stage(model, "decoder")) == {"spatial"}
 
 
+def test_wan21_decoder_memory_is_one_call_plus_the_conv_caches():
+    """AutoencoderKLWan decodes one latent frame per call: the decoder's peak holds one call's activations, the
+    2-frame cache of every causal conv's input (feat_cache, CACHE_T = 2) and the video decoded so far, so twice
+    the frames add only the extra decoded frames (bf16 RGB), not activations."""
+    def decoder(frames):
+        return stage(load_model("wan21-1.3b", {"frames": frames}), "decoder")
+    dec = decoder(81)
+    caches = sum(2 * math.prod(dec.tensors[op.inputs[0]].shape) // dec.tensors[op.inputs[0]].shape[2] * 2 * op.count
+                 for op in dec.ops if op.kind == "conv3d" and op.result.held)
+    assert caches == sum(op.result.held * op.count for op in dec.ops)
+    assert 1.8e9 < caches < 1.9e9      # 75,664 channel-pixels per latent pixel, 2 frames, 480 x 832, bf16
+    assert dec.peak_activation_bytes < 2 * caches
+    longer = decoder(161)
+    assert longer.peak_activation_bytes - dec.peak_activation_bytes == 80 * 3 * 480 * 832 * 2
+
+
 def test_wan21_runs_guidance_as_two_passes_and_decodes_every_frame():
     model = load_model("wan21-1.3b", {"steps": 10})
     den, text, dec = (stage(model, n) for n in ("denoiser", "text_encoder", "decoder"))
     assert den.repeat == 20 and text.repeat == 2 and stage(model, "guidance").repeat == 10
     assert den.tensors["latents"].shape == (1, 16, 21, 60, 104)
-    assert dec.tensors["conv_out"].shape == (1, 3, 81, 480, 832)  # 4x time (first frame kept), 8x space
+    # one decoder call per latent frame (AutoencoderKLWan._decode): the first yields 1 frame, each later one 4
+    # (8x space); the frames joined so far make the 81-frame video at the last call
+    assert dec.repeat == 21 and dec.iteration is not None
+    assert dec.tensors["conv_out"].shape == (1, 3, 4, 480, 832)
+    conv_out = next(op for op in dec.ops if op.name == "conv_out")
+    assert conv_out.per_iteration[0].outputs[0] == (1, 3, 1, 480, 832)
+    assert dec.tensors["video"].shape == (1, 3, 81, 480, 832)
     assert stage(load_model("wan21-1.3b", {"cfg": 0}), "denoiser").repeat == 50
 
 
@@ -141,3 +167,18 @@ def test_runs_on_the_study_devices(model_id):
     assert times["b200"].time_s < times["h100"].time_s < times["a100"].time_s
     assert all(r.fits for hw, r in times.items() if hw != "tpu-v6e")
     assert times["tpu-v6e"].fits == (model_id in ("wan21-1.3b", "ltx-video"))
+
+
+def test_a_frame_cache_on_a_2d_conv_is_a_one_line_error(tmp_path):
+    """`cache` (frames a causal conv keeps between the calls of a chunked decode) belongs to a conv3d: elsewhere it
+    is refused with the file, line and field, not ignored."""
+    from pathlib import Path
+    from conftest import run_cli
+    text = (Path(__file__).parents[1] / "models" / "wan21-1.3b.yaml").read_text()
+    old = '{name: conv, op: conv2d, in: up, out_channels: "dim(x, 1) / 2", kernel: 3, padding: 1}'
+    assert text.count(old) == 1
+    bad = tmp_path / "wan.yaml"
+    bad.write_text(text.replace(old, old[:-1] + ", cache: 2}"))
+    code, out, err = run_cli("run", str(bad), "--hardware", "h100")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "wan.yaml:" in err and "cache" in err and "conv3d" in err

@@ -61,6 +61,29 @@ def test_conv3d_spatiotemporal():
     assert r.kernels[0].flops == 2 * 16 * 64 * 8 * 4 * 3
 
 
+@given(t=st.integers(1, 8), c=st.integers(1, 32), cache=st.integers(1, 3), kt=st.sampled_from([1, 3]))
+def test_causal_conv_cache_keeps_frames_and_costs_no_flops(t, c, cache, kt):
+    """A chunk-by-chunk causal conv (Wan feat_cache, CogVideoX conv_cache): the same FLOPs and output as the conv
+    with symmetric time padding; it holds `cache` frames of its input across chunks and, with a temporal kernel,
+    reads a copy of its input behind kt - 1 cached frames."""
+    x = (2, c, t, 6, 10)
+    frame = 2 * c * 6 * 10 * 2  # fp16 bytes of one frame of the batch
+    plain = call("conv3d", [x], out_channels=4, kernel=[kt, 3, 3], padding=[kt // 2, 1, 1])
+    cached = call("conv3d", [x], out_channels=4, kernel=[kt, 3, 3], padding=[kt // 2, 1, 1], cache=cache)
+    assert cached.outputs == plain.outputs and cached.params == plain.params
+    assert cached.kernels[0] == plain.kernels[0]
+    assert sum(k.flops for k in cached.kernels) == sum(k.flops for k in plain.kernels)
+    assert (plain.held, cached.held) == (0, cache * frame)
+    assert (plain.workspace, cached.workspace) == (0, (t + kt - 1) * frame if kt > 1 else 0)
+    # the concatenation (read and written) and the clone of the cache (read and written)
+    assert cached.kernels[-1].bytes == 2 * cached.workspace + 2 * cached.held
+
+
+def test_causal_conv_cache_needs_a_conv3d():
+    with pytest.raises(OpError, match="cache"):
+        call("conv2d", [(1, 4, 8, 8)], out_channels=4, kernel=3, cache=2)
+
+
 @given(b=st.integers(1, 4), lq=st.integers(1, 300), lk=st.integers(1, 300), h=st.integers(1, 8),
        d=st.sampled_from([16, 40, 64, 128]), causal=st.booleans())
 def test_flash_never_moves_more_bytes_than_math(b, lq, lk, h, d, causal):

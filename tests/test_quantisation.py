@@ -152,3 +152,19 @@ def test_defaults_leave_results_unchanged(model, over):
                                                       "kv_dtype": dtype}).to_dict()
     assert plain == explicit
     assert plain["precision"] == {"weight_dtype": dtype, "act_dtype": dtype, "kv_dtype": dtype}
+
+
+def test_dequantisation_is_reported_apart_from_the_models_flops(llama):
+    """Weight-only quantisation changes no FLOP of the model: its dequantisation work is costed in the time
+    and reported as `dequant_flops`, not added to `flops` (FLOP/B and TFLOP/s describe the model)."""
+    base = llama["bf16"]
+    for name in ("int8", "int4"):
+        r = llama[name]
+        t = r.table
+        work = t.flops[dequant_rows(r)] @ t.count[dequant_rows(r)]
+        assert work > 0
+        assert r.flops == pytest.approx(base.flops, rel=1e-12)
+        assert r.dequant_flops == pytest.approx(work, rel=1e-12) == r.totals()["dequant_flops"]
+        assert sum(row["flops"] for row in r.by_op()) == pytest.approx(r.flops, rel=1e-9)
+        assert sum(row["dequant_flops"] for row in r.by_op()) == pytest.approx(work, rel=1e-9)
+    assert base.dequant_flops == 0

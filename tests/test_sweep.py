@@ -155,3 +155,70 @@ def test_ctrl_c_leaves_a_valid_partial_file(tmp_path, monkeypatch):
         assert code == 130 and f"holds the first {chunk:,} of 2,000 points" in err
         rows = json.loads(out.read_text()) if suffix == "json" else list(csv.DictReader(out.open()))
         assert len(rows) == chunk
+
+
+def test_options_every_model_takes_sweep_like_declared_parameters(tmp_path):
+    """Quantisation and memory-saving options are workload parameters of every model without being declared:
+    `--set` and `--vary-workload` take them (names and on/off values too), and each row equals the single run."""
+    rows = sw.sweep("llama2-7b", "a100", vary_workload={"weight_dtype": ["int4", "fp16"]},
+                    overrides={"output_tokens": 8})
+    assert [r["weight_dtype"] for r in rows] == ["int4", "fp16"]
+    for r in rows:
+        single = run("llama2-7b", "a100", {"output_tokens": 8, "weight_dtype": r["weight_dtype"]})
+        assert r["time_s"] == pytest.approx(single.time_s, rel=1e-9)
+        assert r["peak_memory_bytes"] == pytest.approx(single.peak_memory_bytes)
+    # 4-bit weights hold a quarter of the bytes; the time changes too (fewer bytes, dequantisation in the GEMMs)
+    assert rows[0]["peak_memory_bytes"] < rows[1]["peak_memory_bytes"] and rows[0]["time_s"] != rows[1]["time_s"]
+    out = tmp_path / "s.csv"
+    code, _, err = run_cli("sweep", "sd15", "--hardware", "a100", "--set", "steps=2", "--set", "offload=model",
+                           "--vary-workload", "vae_tiling=false,true", "--vary-workload", "height=512,2048",
+                           "--out", out)
+    assert code == 0, err
+    got = list(csv.DictReader(out.open()))
+    assert [(r["vae_tiling"], r["height"]) for r in got] == [("False", "512"), ("False", "2048"),
+                                                             ("True", "512"), ("True", "2048")]
+    for r in got:
+        single = run("sd15", "a100", {"steps": 2, "offload": "model", "vae_tiling": r["vae_tiling"] == "True",
+                                      "height": int(r["height"])})
+        assert float(r["time_s"]) == pytest.approx(single.time_s, rel=1e-9)
+        assert float(r["peak_memory_bytes"]) == pytest.approx(single.peak_memory_bytes)
+    # tiling a 2048-pixel decode decodes the tiles' overlap twice
+    assert float(got[3]["stage_decoder_s"]) > float(got[1]["stage_decoder_s"])
+    # the host link's bandwidth sets the offloaded copies' time at each design point; the text encoder on the
+    # host CPU takes the host's roofline time and no device time
+    rows = sw.sweep("sd15", "a100", vary={"host_link.bandwidth": [16e9, 32e9]},
+                    overrides={"steps": 2, "offload": "model", "text_encoder_device": "cpu"})
+    for r in rows:
+        single = run("sd15", "a100", {"steps": 2, "offload": "model", "text_encoder_device": "cpu"},
+                     hw_overrides={"host_link.bandwidth": r["host_link.bandwidth"]})
+        assert r["time_s"] == pytest.approx(single.time_s, rel=1e-9)
+        assert r["stage_text_encoder_s"] == pytest.approx(single.by_stage()[0]["time_s"], rel=1e-9)
+        if single.energy_j is not None:
+            assert r["energy_j"] == pytest.approx(single.energy_j, rel=1e-9)
+    assert rows[0]["time_s"] > rows[1]["time_s"]
+    for args, message in [(["--vary-workload", "weight_dtype=int9"], "unknown dtype 'int9'"),
+                          (["--set", "offload=disk"], "offload=disk"),
+                          (["--vary-workload", "steps=2,many"], "'many' is not a number")]:
+        code, _, err = run_cli("sweep", "sd15", "--hardware", "a100", *args, "--out", tmp_path / "bad.csv")
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_l2_set_with_hw_set_is_costed_by_the_sweep_as_by_run():
+    """--hw-set on_chip.l2_bytes moves the L2 away from the file's: its re-reads cost the same in both."""
+    small = {"on_chip.l2_bytes": 10e6}
+    one = run("sd15", "h100", hw_overrides=small)
+    assert one.time_s != run("sd15", "h100").time_s
+    assert sw.sweep("sd15", "h100", hw_overrides=small)[0]["time_s"] == pytest.approx(one.time_s, rel=1e-12)
+    rows = sw.sweep("sd15", "h100", vary={"on_chip.l2_bytes": [10e6, 52428800]})
+    assert rows[0]["time_s"] == pytest.approx(one.time_s, rel=1e-12)
+    assert rows[1]["time_s"] == pytest.approx(run("sd15", "h100").time_s, rel=1e-12)
+
+
+def test_one_more_byte_of_l2_leaves_the_host_time_alone():
+    """The host model reads the same kernels whatever the L2: a byte more L2 holds no more re-reads, so
+    nothing moves (it used to split the kernels differently and move the host time by milliseconds)."""
+    own = run("sd15", "h100")
+    more = run("sd15", "h100", hw_overrides={"on_chip.l2_bytes": own.hardware.spec.on_chip.l2_bytes + 1})
+    assert more.host_time_s == own.host_time_s and more.time_s == own.time_s
+    row = sw.sweep("sd15", "h100", vary={"on_chip.l2_bytes": [own.hardware.spec.on_chip.l2_bytes + 1]})[0]
+    assert row["time_s"] == pytest.approx(own.time_s, rel=1e-12)

@@ -13,6 +13,7 @@ other path is refused, so a page cannot make the server read files of its choosi
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -107,6 +108,49 @@ def error_line(exc: SpecError, uploads: Uploads | None = None) -> str:
     return uploads.display(text) if uploads is not None else text
 
 
+# --------------------------------------------------------------------------------------------- built models
+
+MAX_BUILT_MODELS = 32  # a built model is 0.1-2 MB (sd15: 1.8 MB): a class's worth of workloads stays built
+
+
+class BuiltModels:
+    """Models built once and reused while only hardware fields, the stack or the plan change (a what-if slider):
+    building sd15 is ~90 ms of a ~120 ms answer, lowering and costing it the rest.
+
+    Keyed by everything `simulate.load_model` reads: the file's path and the hash of its content (an edited file
+    is built again), the workload overrides (with their Python types: `1` and `true` are different values) and
+    the attention choice. A built model is shared by every run that uses it and only read by them
+    (tests/test_explore.py runs every view on a cached model and checks it answers as a fresh build does)."""
+
+    def __init__(self, size: int = MAX_BUILT_MODELS):
+        self.size = size
+        self.models: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+        self.built = self.reused = 0
+
+    def get(self, model: str, overrides: dict, attention: str):
+        from ..library import resolve
+        from ..simulate import load_model
+        path = resolve("models", model)
+        key = (str(path), hashlib.sha256(path.read_bytes()).hexdigest(), attention,
+               tuple(sorted((k, type(v).__name__, repr(v)) for k, v in overrides.items())))
+        with self.lock:
+            if key in self.models:
+                self.models.move_to_end(key)
+                self.reused += 1
+                return self.models[key]
+        built = load_model(model, overrides, attention)  # outside the lock: one slow build holds up no one
+        with self.lock:
+            self.models[key] = built
+            self.built += 1
+            while len(self.models) > self.size:
+                self.models.popitem(last=False)
+        return built
+
+
+MODELS = BuiltModels()  # one per process: the key names the file and its content, so servers may share it
+
+
 # ------------------------------------------------------------------------------------------------- state
 
 def _name(kind: str, ref, uploads: Uploads | None) -> tuple[str, str]:
@@ -175,10 +219,14 @@ class Inputs:
         if self.parallel is not None and not isinstance(self.parallel, str):
             raise SpecError("--parallel: expected a plan such as tp=2,sp=4")
 
+    def built(self):
+        """The model with this state's workload, from MODELS."""
+        return MODELS.get(self.model, self.overrides, self.attention)
+
     def run(self):
         from ..simulate import run
         several = {k: v for k, v in (("devices", self.devices), ("parallel", self.parallel)) if v is not None}
-        return run(self.model, self.hardware, self.overrides, self.hw_overrides, self.attention, self.terms,
+        return run(self.built(), self.hardware, self.overrides, self.hw_overrides, self.attention, self.terms,
                    self.fusion, self.stack, **several)
 
     def argv(self, command: str = "run") -> list[str]:
@@ -243,10 +291,46 @@ def catalog() -> dict:
 
 
 def params(model: str, uploads: Uploads | None = None) -> list[dict]:
-    """The model's declared workload parameters (type, default, range, choices, meaning), as `describe` has."""
+    """The model's declared workload parameters (type, default, range, choices, meaning), as `describe` has,
+    then the options every model takes without declaring them (`workload_options`); `group` says which."""
     from ..catalog import describe
     path, _ = _name("model", model, uploads)
-    return describe(path)["params"]
+    declared = [{**p, "group": "workload"} for p in describe(path)["params"]]
+    return declared + workload_options(path, {p["name"] for p in declared})
+
+
+def workload_options(model: str, declared: set) -> list[dict]:
+    """Quantisation and memory-saving options (params.workload_options), as parameter records, for the ones this
+    model does not declare itself (its own parameter of the name wins, as in graph.build_model) and can apply:
+    a dtype for what it stores (no `kv_dtype` without a KV cache), a memory-saving mode that memory_saving.check
+    does not refuse for it (no tiling without a decoder). A control that could only be ignored or refused is
+    not offered. A default of None is "the model's dtype"."""
+    from ..library import resolve
+    from ..loader import load_yaml
+    from ..memory_saving import OPTIONS as SAVING
+    from ..memory_saving import Modes, check
+    from ..ops import OPS
+    from ..params import workload_options as every
+    from ..quantisation import NAMES
+    from ..schema import ModelFile, validate
+    path = str(resolve("models", model))
+    stages = validate(ModelFile, load_yaml(path), path).stages
+    built = MODELS.get(model, {}, "flash")  # at its defaults: the build the page's first run reuses
+    stores = {"act"} | {OPS[op.kind].precision for stage in built.stages for op in stage.ops}
+    out = []
+    for name, p in every().items():
+        if name in declared or (name in NAMES.values() and {v: k for k, v in NAMES.items()}[name] not in stores):
+            continue
+        if name in SAVING:
+            on = True if p.type == "bool" else next(c for c in p.choices if c != p.default)
+            try:
+                check(Modes(**{name: on}), stages, dict.fromkeys(declared), path)
+            except SpecError:
+                continue
+        out.append({"name": name, "default": p.default, "type": p.type, "min": p.min, "max": p.max,
+                    "choices": list(p.choices) if p.choices else None, "help": p.help, "allowed": p.allowed(),
+                    "group": "memory saving" if name in SAVING else "quantisation"})
+    return out
 
 
 def whatif_fields(result, spec) -> list[dict]:
@@ -269,6 +353,11 @@ def whatif_fields(result, spec) -> list[dict]:
     unread = {column(other)} - {column(launch)}
     paths = [p for p in used(spec, table.peaks, table.effs)
              if fields.get(p) and p not in unread and (several or term_of(p) != "pending")]
+    # the host's fields are read by the memory-saving modes alone (as simulate.field_warnings has it)
+    modes = result.model.memory
+    host = (("host_link.bandwidth", "host_link.efficiency") if modes.offload != "none" else ()) + \
+        (("host.flops", "host.bandwidth") if modes.text_encoder_device == "cpu" else ())
+    paths += [p for p in host if fields.get(p)]
     peak_clock = fields.get("clock.peak_hz") or fields.get("clock_hz")
     if peak_clock and "clock.sustained_hz" not in paths:  # absent means "runs at the peak": settable all the same
         paths.append("clock.sustained_hz")
@@ -278,7 +367,7 @@ def whatif_fields(result, spec) -> list[dict]:
         record = {"path": path, "value": value, "integer": isinstance(value, int), "log": True,
                   "min": value / 4, "max": value * 4, "unit": _unit(path), "label": LABELS.get(path, path),
                   "main": _rank(path) < len(MAIN)}
-        if path.startswith("efficiency.") and record["unit"] == "" and value <= 1:  # fractions of a peak
+        if "efficiency" in path and record["unit"] == "" and value <= 1:  # fractions of a peak
             record.update(min=0.05, max=1.0, log=False)
         elif path == "clock.sustained_hz":  # the clock a full load keeps: at most the peak
             record.update(min=peak_clock / 4, max=peak_clock, log=False)
@@ -290,7 +379,7 @@ def whatif_fields(result, spec) -> list[dict]:
 
 # the sliders shown first, in this order; the rest under "more hardware fields"
 MAIN = ("compute.", "memory.bandwidth", "efficiency.launch_overhead_s", "efficiency.graph_launch_overhead_s",
-        "memory.capacity", "interconnect.bandwidth")
+        "memory.capacity", "interconnect.bandwidth", "host_link.bandwidth", "host.flops")
 
 
 def _rank(path: str) -> int:
@@ -304,14 +393,16 @@ LABELS = {
     "efficiency.memory_latency_s": "DRAM latency", "cores": "cores (SMs)",
     "efficiency.matrix": "matrix-unit efficiency", "efficiency.memory": "bandwidth efficiency",
     "clock.sustained_hz": "sustained clock", "clock.peak_hz": "peak clock", "tdp_w": "board power (TDP)",
-    "interconnect.bandwidth": "interconnect bandwidth",
+    "interconnect.bandwidth": "interconnect bandwidth", "host_link.bandwidth": "host link (PCIe) bandwidth",
+    "host_link.efficiency": "host link efficiency", "host.flops": "host CPU peak",
+    "host.bandwidth": "host CPU DRAM bandwidth",
 }
 
 
 def _unit(path: str) -> str:
-    if path.startswith(("compute.", "vector.")):
+    if path.startswith(("compute.", "vector.")) or path == "host.flops":
         return "FLOP/s"
-    if path == "memory.bandwidth":
+    if path.endswith("bandwidth"):
         return "B/s"
     if path == "memory.capacity":
         return "B"
@@ -325,14 +416,24 @@ def _unit(path: str) -> str:
 def roofline(result) -> dict:
     """One point per kernel (intensity, attained FLOP/s, time of all its runs, category) and the device's
     roofs: the datasheet roof, the achievable one (measured fractions) and the ridge point, as `plot roofline`
-    draws them."""
+    draws them.
+
+    The roof is the matrix unit's rate for the dtype GEMMs run in: the activations' (`act_dtype`, the model's
+    dtype unless quantised; W8A8 runs at the int8 rate). On several devices every number is one device's: its
+    share of each kernel against its own roofs (collectives do no arithmetic and are not drawn). A kernel that
+    moves no DRAM bytes of its own (fused into its neighbour) has no place on a log intensity axis: counted in
+    `unplaced`, not drawn."""
     from ..metrics import attained, intensity, peak_flops, ridge_point
     from ..ops import CATEGORIES
     t, spec = result.table, result.hardware.spec
     time = result.costs["time"]
-    points = []
+    points, unplaced = [], {"kernels": 0, "time_s": 0.0}
     for k in range(len(t)):
         if time[k] <= 0 or t.flops[k] <= 0:
+            continue
+        if t.bytes[k] <= 0:
+            unplaced["kernels"] += 1
+            unplaced["time_s"] += float(time[k] * t.count[k])
             continue
         stage, op = t.ops[t.op[k]]
         points.append({"op": op.name, "stage": result.model.stages[stage].name, "category": CATEGORIES[t.category[k]],
@@ -340,9 +441,10 @@ def roofline(result) -> dict:
                        "flops_per_s": attained(float(t.flops[k]), float(time[k])),
                        "time_s": float(time[k] * t.count[k]), "flops": float(t.flops[k]),
                        "bytes": float(t.bytes[k])})
-    dtype = str(result.model.params.get("dtype", "bf16"))
+    dtype = result.model.precision.act  # resolved: the model's dtype where no act_dtype is set
     eff = spec.efficiency
-    return {"points": points, "dtype": dtype, "peak_flops": peak_flops(spec, dtype),
+    return {"points": points, "unplaced": unplaced, "dtype": dtype, "devices": result.devices,
+            "plan": str(result.plan) if result.plan is not None else None, "peak_flops": peak_flops(spec, dtype),
             "bandwidth": spec.memory.bandwidth, "ridge": ridge_point(spec, dtype),
             "achievable_flops": peak_flops(spec, dtype) * eff.matrix,
             "achievable_bandwidth": spec.memory.bandwidth * eff.memory}
@@ -362,18 +464,30 @@ def attention(result) -> dict:
 
 
 GROUP_KEYS = ("time_s", "flops", "bytes", "intensity", "bound", "roofline_time_s")
+STAGE_KEYS = ("device_time_s", "host_s", "transfer_s", "cpu_s")  # what a stage's time is made of
+COLLECTIVES = "(collectives)"
 
 
 def groups(result) -> dict:
     """Stages, categories and layers with what a bar's hover shows: time, FLOPs, bytes, intensity, bound."""
     from ..metrics import intensity
-    stages = [{"name": r["name"], "repeat": r["repeat"], "limited_by": r["limited_by"], "host_s": r["host_s"],
-               "intensity": intensity(r["flops"], r["bytes"]), **{k: r[k] for k in GROUP_KEYS if k in r}}
-              for r in result.by_stage()]
+    by_stage = result.by_stage()
+    stages = [{"name": r["name"], "repeat": r["repeat"], "limited_by": r["limited_by"],
+               "intensity": intensity(r["flops"], r["bytes"]), **{k: r[k] for k in GROUP_KEYS + STAGE_KEYS if k in r}}
+              for r in by_stage]
     categories = [{"name": c, "intensity": intensity(r["flops"], r["bytes"]),
                    **{k: r[k] for k in GROUP_KEYS if k in r}} for c, r in result.by_category().items()]
     layers = [{"stage": r["stage"], "layer": r["layer"], "ops": r["ops"], **{k: r[k] for k in GROUP_KEYS}}
               for r in result.by_layer()]
+    if result.devices > 1:  # a plan's collectives belong to no op: one bar per stage, so the layers add up
+        for s in by_stage:
+            own = [r for r in layers if r["stage"] == s["name"]]
+            row = {"stage": s["name"], "layer": COLLECTIVES, "ops": 0, "bound": "comm",
+                   **{k: s[k if k != "time_s" else "device_time_s"] - sum(r[k] for r in own)
+                      for k in ("time_s", "flops", "bytes", "roofline_time_s")}}
+            if row["time_s"] > 1e-9 * s["device_time_s"]:
+                row["intensity"] = intensity(row["flops"], row["bytes"])
+                layers.insert(layers.index(own[-1]) + 1 if own else len(layers), row)
     return {"stages": stages, "categories": categories, "layers": layers}
 
 
@@ -432,12 +546,12 @@ def compare(state: dict, devices: list | None = None, models: list | None = None
         raise SpecError(f"compare: choose 2 to {MAX_COMPARED} devices or models")
     if devices:
         names = [_name("hardware", d, uploads) for d in devices]
-        results = compare_devices(inputs.model, [n for n, _ in names], inputs.overrides, inputs.hw_overrides,
+        results = compare_devices(inputs.built(), [n for n, _ in names], inputs.overrides, inputs.hw_overrides,
                                   inputs.attention, inputs.terms, inputs.fusion, inputs.stack)
         labels = [label for _, label in names]
     else:
         names = [_name("model", m, uploads) for m in models]
-        results = [run(n, inputs.hardware, {}, inputs.hw_overrides, inputs.attention, inputs.terms, inputs.fusion,
+        results = [run(MODELS.get(n, {}, inputs.attention), inputs.hardware, {}, inputs.hw_overrides, inputs.attention, inputs.terms, inputs.fusion,
                        inputs.stack) for n, _ in names]
         labels = [label for _, label in names]
     side = json.loads(compare_json(results))  # what `compare --format json` prints, speed-ups included

@@ -98,14 +98,19 @@ def text_encoder(name: str, config: Config, batch: str, tokens: int | None = Non
 def pipeline(index_path: Path) -> dict:
     index, _ = read_json(index_path)
     cls = index.get("_class_name")
-    if cls not in PIPELINES:
-        raise SpecError(f"{unknown('pipeline class', cls, PIPELINES)}; supported: {', '.join(PIPELINES)}",
+    from .video_pipelines import ASSEMBLERS
+    known = list(PIPELINES) + list(ASSEMBLERS)
+    if cls not in known:
+        raise SpecError(f"{unknown('pipeline class', cls, known)}; supported: {', '.join(known)}",
                         Location(str(index_path), None, "_class_name"))
     folder = index_path.parent
-    defaults = PIPELINES[cls]
 
     def part_of(name: str) -> Config:
         return component(folder, index, name, index_path)
+
+    if cls in ASSEMBLERS:   # the 2025 pipelines, each with its own order of calls
+        return ASSEMBLERS[cls](cls, folder, part_of, Builder())
+    defaults = PIPELINES[cls]
 
     denoiser_name = "unet" if "unet" in index else "transformer"
     net, vae = part_of(denoiser_name), part_of("vae")

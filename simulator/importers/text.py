@@ -111,3 +111,93 @@ def t5(config: Config) -> Part:
     part.ops[1:1] = embed[1:]
     part.facts["hidden_out"] = "final_layer_norm"
     return part
+
+
+@network("UMT5EncoderModel")
+def umt5(config: Config) -> Part:
+    """umT5 encoder (Wan 2.1's google/umt5-xxl): T5's layers, but every layer owns its relative position bias
+    table (buckets x heads) and looks it up itself (transformers UMT5Attention), as models/wan21-1.3b.yaml."""
+    d, heads, head_dim = config.int("d_model"), config.int("num_heads"), config.int("d_kv")
+    proj = config.get("feed_forward_proj", "gated-gelu")
+    if proj != "gated-gelu":
+        raise config.error("feed_forward_proj", f"{proj!r} is not supported by the UMT5EncoderModel importer "
+                                                "(supported: gated-gelu)")
+    buckets = config.int("relative_attention_num_buckets", 32)
+    layer = {"args": {"d": None, "inner": None, "heads": None, "ff": None}, "inputs": ["x", "buckets"],
+             "outputs": ["out"], "ops": [
+        op("rel_bias", "embedding", "buckets", num_embeddings=buckets, dim="heads"),
+        op("ln1", "rms_norm", "x"),
+        op("q", "linear", "ln1", out_features="inner", bias=False),
+        op("k", "linear", "ln1", out_features="inner", bias=False),
+        op("v", "linear", "ln1", out_features="inner", bias=False),
+        op("attn", "attention", ["q", "k", "v"], heads="heads"),
+        op("o", "linear", "attn", out_features="d", bias=False), op("res1", "add", ["x", "o"]),
+        op("ln2", "rms_norm", "res1"),
+        op("wi_0", "linear", "ln2", out_features="ff", bias=False), op("gelu", "gelu_tanh", "wi_0"),
+        op("wi_1", "linear", "ln2", out_features="ff", bias=False), op("gated", "mul", ["gelu", "wi_1"]),
+        op("wo", "linear", "gated", out_features="d", bias=False), op("out", "add", ["res1", "wo"])]}
+    ops = [op("embed_tokens", "embedding", "tokens", num_embeddings=config.int("vocab_size"), dim=d),
+           block("layers", "Layer", ["embed_tokens", "rel_buckets"],
+                 {"d": d, "inner": heads * head_dim, "heads": heads, "ff": config.int("d_ff")},
+                 repeat=config.int("num_layers")),
+           op("final_layer_norm", "rms_norm", "layers")]
+    tokens = 512   # WanPipeline max_sequence_length (umT5 has no position limit: relative positions only)
+    facts = {"role": "text_encoder", "hidden": d, "max_tokens": tokens, "hidden_out": "final_layer_norm",
+             "main_input": {"tokens": {"shape": ["B", "text_tokens"], "dtype": "int64"}},
+             "params": {"text_tokens": {"default": tokens, "min": 1, "help": "text encoder sequence length in tokens"}}}
+    return Part({"Layer": layer}, {"rel_buckets": {"shape": ["text_tokens", "text_tokens"], "dtype": "int64"}}, ops,
+                "final_layer_norm", facts)
+
+
+# QwenImagePipeline (diffusers 0.42 pipeline_qwenimage.py): prompt_template_encode_start_idx = 34, the chat
+# template's tokens before the prompt, which the encoder runs and the pipeline then drops
+QWEN_TEMPLATE_TOKENS = 34
+
+
+@network("Qwen2_5_VLForConditionalGeneration")
+def qwen25_vl(config: Config) -> Part:
+    """Qwen2.5-VL as Qwen-Image's text encoder: only its language model runs on a text prompt (the vision tower
+    sees no image and is neither run nor counted), on the chat template + prompt; the pipeline's forward call also
+    evaluates the untied LM head on every position; the last hidden state without the template prefix is the
+    context (models/qwen-image.yaml). Decoder layers: Qwen2's (q/k/v with bias, GQA, RMSNorm, SwiGLU)."""
+    text = config.need("text_config")
+    if not isinstance(text, dict):
+        raise config.error("text_config", "expected the language model's config (an object)")
+    lm = Config(config.path, text, config.text, config.cls)
+    for key, allowed, default in (("hidden_act", ("silu",), "silu"), ("tie_word_embeddings", (False,), False),
+                                  ("use_sliding_window", (False,), False)):
+        lm.expect(key, allowed, default)
+    d = lm.int("hidden_size")
+    heads = heads_of(lm, "hidden_size", "num_attention_heads")
+    kv_heads = lm.int("num_key_value_heads", heads)
+    if heads % kv_heads:
+        raise lm.error("num_key_value_heads", f"{kv_heads} key/value heads do not divide {heads} query heads")
+    vocab = lm.int("vocab_size")
+    layer = {"args": {"d": None, "heads": None, "kv_heads": None, "ff": None}, "inputs": ["x"], "outputs": ["out"],
+             "ops": [
+        op("input_norm", "rms_norm", "x"),
+        op("q", "linear", "input_norm", out_features="d"),
+        op("k", "linear", "input_norm", out_features="kv_heads * d / heads"),
+        op("v", "linear", "input_norm", out_features="kv_heads * d / heads"),
+        op("q_rope", "rope", "q"), op("k_rope", "rope", "k"),
+        op("attn", "attention", ["q_rope", "k_rope", "v"], heads="heads", kv_heads="kv_heads", causal=True),
+        op("o", "linear", "attn", out_features="d", bias=False), op("res1", "add", ["x", "o"]),
+        op("post_norm", "rms_norm", "res1"),
+        op("gate", "linear", "post_norm", out_features="ff", bias=False),
+        op("up", "linear", "post_norm", out_features="ff", bias=False),
+        op("act", "silu", "gate"), op("swiglu", "mul", ["act", "up"]),
+        op("down", "linear", "swiglu", out_features="d", bias=False), op("out", "add", ["res1", "down"])]}
+    ops = [op("embed_tokens", "embedding", "tokens", num_embeddings=vocab, dim=d),
+           block("layers", "Layer", "embed_tokens", {"d": d, "heads": heads, "kv_heads": kv_heads,
+                                                     "ff": lm.int("intermediate_size")},
+                 repeat=lm.int("num_hidden_layers")),
+           op("norm", "rms_norm", "layers"),
+           op("lm_head", "linear", "norm", out_features=vocab, bias=False),
+           op("prompt_embeds", "slice", "norm", axis=1, start=QWEN_TEMPLATE_TOKENS, stop="L")]
+    tokens = 128   # a typical prompt of the model card's length, as models/qwen-image.yaml (no padding)
+    facts = {"role": "text_encoder", "hidden": d, "max_tokens": tokens, "hidden_out": "prompt_embeds",
+             "bind": {"L": f"{QWEN_TEMPLATE_TOKENS} + text_tokens"},
+             "main_input": {"tokens": {"shape": ["B", "L"], "dtype": "int64"}},
+             "params": {"text_tokens": {"default": tokens, "min": 1, "help": "prompt tokens (the encoder also runs "
+                                        f"the {QWEN_TEMPLATE_TOKENS}-token template prefix)"}}}
+    return Part({"Layer": layer}, {}, ops, "prompt_embeds", facts)

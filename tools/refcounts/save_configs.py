@@ -15,23 +15,26 @@ import os
 import sys
 
 import torch
-from diffusers import (AutoencoderKL, CogVideoXTransformer3DModel, DiTPipeline, DiTTransformer2DModel,
-                       DPMSolverMultistepScheduler, EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler,
-                       FluxPipeline, FluxTransformer2DModel, HunyuanVideoTransformer3DModel,
-                       LTXVideoTransformer3DModel, MochiTransformer3DModel, PixArtAlphaPipeline,
-                       PixArtTransformer2DModel, PNDMScheduler, QwenImageTransformer2DModel, SD3Transformer2DModel,
-                       StableDiffusion3Pipeline, StableDiffusionPipeline, StableDiffusionXLPipeline,
-                       TextToVideoSDPipeline, UNet2DConditionModel, UNet3DConditionModel, WanTransformer3DModel)
+from diffusers import (AutoencoderKL, AutoencoderKLQwenImage, AutoencoderKLWan, CogVideoXTransformer3DModel,
+                       DiTPipeline, DiTTransformer2DModel, DPMSolverMultistepScheduler, EulerDiscreteScheduler,
+                       FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel,
+                       HunyuanVideoTransformer3DModel, LTXVideoTransformer3DModel, MochiTransformer3DModel,
+                       PixArtAlphaPipeline, PixArtTransformer2DModel, PNDMScheduler, QwenImagePipeline,
+                       QwenImageTransformer2DModel, SD3Transformer2DModel, StableDiffusion3Pipeline,
+                       StableDiffusionPipeline, StableDiffusionXLPipeline, TextToVideoSDPipeline, UNet2DConditionModel,
+                       UNet3DConditionModel, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel)
 from diffusers.models.attention_processor import AttnProcessor
 from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, LlamaConfig, LlamaForCausalLM,
-                          MixtralConfig, MixtralForCausalLM, T5Config, T5EncoderModel)
+                          MixtralConfig, MixtralForCausalLM, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
+                          T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import count_params, measure  # noqa: E402
 from dit import CLIP_G, CLIP_L, DIT, FLUX, PIXART, SD3, T5_XXL, VAE4, VAE16  # noqa: E402
 from llama import CONFIGS as LLAMA  # noqa: E402
-from models2025 import HY_DIT, MIXTRAL, QWEN_DIT, SD35_LARGE  # noqa: E402
-from video2025 import LTX, MOCHI, WAN, WAN_COMMON, AllTokensMochiProcessor, _mochi_rope_without_autocast  # noqa: E402
+from models2025 import HY_DIT, MIXTRAL, QWEN_DIT, QWEN_LM, QWEN_VAE, SD35_LARGE  # noqa: E402
+from video2025 import (LTX, MOCHI, UMT5_XXL, WAN, WAN_COMMON, WAN_VAE, AllTokensMochiProcessor,  # noqa: E402
+                       _mochi_rope_without_autocast)
 from sd15 import CLIP_CFG, UNET_CFG  # noqa: E402
 from unet_diffusion import SD21_UNET, SD_VAE, SDXL_UNET  # noqa: E402
 from video import COG, COG_COMMON, MS_TEXT, MS_UNET  # noqa: E402
@@ -89,6 +92,11 @@ def t5(cfg):
         return T5EncoderModel(T5Config(**cfg))
 
 
+def umt5(cfg):
+    with torch.device("meta"):
+        return UMT5EncoderModel(UMT5Config(**cfg))
+
+
 def save_builtins():
     pipeline(os.path.join(OUT, "sd15"), StableDiffusionPipeline, PNDMScheduler(),
              dict(vae=diffusers_model(AutoencoderKL, SD15_VAE), text_encoder=clip(CLIP_CFG),
@@ -124,14 +132,21 @@ def save_builtins():
     pipeline(os.path.join(OUT, "modelscope-t2v"), TextToVideoSDPipeline, DPMSolverMultistepScheduler(),
              dict(vae=diffusers_model(AutoencoderKL, MS_VAE), text_encoder=clip(MS_TEXT),
                   unet=diffusers_model(UNet3DConditionModel, MS_UNET)))
-    for name, extra in WAN.items():   # Wan 2.1's transformers (video2025.py; AutoencoderKLWan is not imported)
-        diffusers_model(WanTransformer3DModel, dict(WAN_COMMON, **extra)).save_config(
-            os.path.join(OUT, name, "transformer"))
+    for name, extra in WAN.items():   # Wan 2.1's pipelines (video2025.py's configs)
+        pipeline(os.path.join(OUT, name), WanPipeline, UniPCMultistepScheduler(),
+                 dict(vae=diffusers_model(AutoencoderKLWan, WAN_VAE), text_encoder=umt5(UMT5_XXL),
+                      transformer=diffusers_model(WanTransformer3DModel, dict(WAN_COMMON, **extra))))
     diffusers_model(LTXVideoTransformer3DModel, LTX).save_config(os.path.join(OUT, "ltx-video", "transformer"))
     diffusers_model(MochiTransformer3DModel, MOCHI).save_config(os.path.join(OUT, "mochi-1", "transformer"))
     diffusers_model(HunyuanVideoTransformer3DModel, HY_DIT).save_config(
         os.path.join(OUT, "hunyuanvideo", "transformer"))
-    diffusers_model(QwenImageTransformer2DModel, QWEN_DIT).save_config(os.path.join(OUT, "qwen-image", "transformer"))
+    # Qwen/Qwen-Image: Qwen2.5-VL-7B's language model config (models2025.py's QWEN_LM) in its
+    # Qwen2_5_VLForConditionalGeneration config (the vision tower's default config, which the importer ignores)
+    with torch.device("meta"):
+        qwen_vl = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(text_config=QWEN_LM))
+    pipeline(os.path.join(OUT, "qwen-image"), QwenImagePipeline, FlowMatchEulerDiscreteScheduler(),
+             dict(vae=diffusers_model(AutoencoderKLQwenImage, QWEN_VAE), text_encoder=qwen_vl,
+                  transformer=diffusers_model(QwenImageTransformer2DModel, QWEN_DIT)))
     for name, extra in COG.items():
         diffusers_model(CogVideoXTransformer3DModel, dict(COG_COMMON, **extra)).save_config(
             os.path.join(OUT, name, "transformer"))
@@ -184,6 +199,21 @@ MUTATED_HUNYUAN = dict(HY_DIT, num_attention_heads=4, attention_head_dim=32, num
                        num_refiner_layers=1, text_embed_dim=256, pooled_projection_dim=96, rope_axes_dim=(8, 12, 12))
 MUTATED_QWEN = dict(QWEN_DIT, num_attention_heads=4, attention_head_dim=32, num_layers=3, joint_attention_dim=256,
                     axes_dims_rope=(8, 12, 12))
+# AutoencoderKLWan with three levels (32, 64, 64 channels), one res block per level, 8 latent channels, time
+# upsampling at the first of the two upsamplers only
+MUTATED_WAN_VAE = dict(WAN_VAE, base_dim=32, z_dim=8, dim_mult=[1, 2, 2], num_res_blocks=1,
+                       temperal_downsample=[False, True], latents_mean=[0.0] * 8, latents_std=[1.0] * 8)
+# umT5 with d_model 256, 6 heads of 32 (inner 192, not d_model), d_ff 500, 3 layers, vocab 1000
+MUTATED_UMT5 = dict(UMT5_XXL, vocab_size=1000, d_model=256, d_kv=32, num_heads=6, d_ff=500, num_layers=3)
+# AutoencoderKLQwenImage with the mutated Wan VAE's levels (base_dim 32, dim_mult (1, 2, 2), one res block)
+MUTATED_QWEN_VAE = dict(QWEN_VAE, base_dim=32, z_dim=8, dim_mult=[1, 2, 2], num_res_blocks=1,
+                        temperal_downsample=[False, True], latents_mean=[0.0] * 8, latents_std=[1.0] * 8)
+# Qwen2.5-VL whose language model has hidden 256, 8 heads, 2 key/value heads, intermediate 600, 3 layers, vocab 1000
+# (the vision tower's default config: not run on a text prompt); multimodal RoPE sections (4, 6, 6) cover its head
+# dim of 32
+MUTATED_QWEN_LM = dict(QWEN_LM, vocab_size=1000, hidden_size=256, intermediate_size=600, num_hidden_layers=3,
+                       num_attention_heads=8, num_key_value_heads=2,
+                       rope_parameters=dict(rope_type="default", rope_theta=1e6, mrope_section=[4, 6, 6]))
 MUTATED_LLAMA = dict(LLAMA["llama3-8b"], vocab_size=1000, hidden_size=512, intermediate_size=1376,
                      num_hidden_layers=3, num_attention_heads=8, num_key_value_heads=2)
 
@@ -350,6 +380,32 @@ def count_mutated():
                              "attention": r["by_category"]["attention"] - rope},
                    "inputs": "hidden_states [2, 64, 64] (128 px: 8 x 8 packed tokens), encoder_hidden_states "
                              "[2, 48, 256], img_shapes (1, 8, 8) (as models2025.py)"}
+    wan_vae = diffusers_model(AutoencoderKLWan, MUTATED_WAN_VAE)
+    wan_vae.save_config(os.path.join(folder, "wan-vae"))
+    out["wan-vae"] = {"params": count_params(wan_vae.decoder) + count_params(wan_vae.post_quant_conv),
+                      "flops": flops(lambda: wan_vae.decode(torch.zeros(1, 8, 3, 16, 16, device="meta"))),
+                      "inputs": "vae.decode(z), z [1, 8, 3, 16, 16] (5 frames at 64 px: one decoder call per latent "
+                                "frame)"}
+    enc = umt5(MUTATED_UMT5)
+    enc.set_attn_implementation("eager")
+    save_transformers(enc, os.path.join(folder, "umt5"))
+    out["umt5"] = {"params": count_params(enc), "flops": flops(lambda: enc(
+        input_ids=torch.zeros(2, 40, dtype=torch.long, device="meta"))), "inputs": "input_ids [2, 40]"}
+    qwen_vae = diffusers_model(AutoencoderKLQwenImage, MUTATED_QWEN_VAE)
+    qwen_vae.save_config(os.path.join(folder, "qwen-vae"))
+    out["qwen-vae"] = {"params": count_params(qwen_vae.decoder) + count_params(qwen_vae.post_quant_conv),
+                       "flops": flops(lambda: qwen_vae.decode(torch.zeros(1, 8, 1, 16, 16, device="meta"))),
+                       "inputs": "vae.decode(z), z [1, 8, 1, 16, 16] (one frame, 64 px)"}
+    # Qwen2.5-VL on a text prompt: random weights on the CPU (its multimodal position ids are computed from the
+    # token values, which the meta device does not have); the language model and the LM head on every position,
+    # as QwenImagePipeline calls it (output_hidden_states=True)
+    torch.manual_seed(0)
+    vl = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(text_config=MUTATED_QWEN_LM)).eval()
+    vl.set_attn_implementation("eager")
+    save_transformers(vl, os.path.join(folder, "qwen-vl"))
+    out["qwen-vl"] = {"params": count_params(vl.model.language_model) + count_params(vl.lm_head),
+                      "flops": flops(lambda: vl(input_ids=torch.randint(0, 1000, (2, 50)), output_hidden_states=True)),
+                      "inputs": "input_ids [2, 50] on the CPU with random weights (34 template + 16 prompt tokens)"}
     with torch.device("meta"):
         lm = LlamaForCausalLM(LlamaConfig(**MUTATED_LLAMA))
     lm.set_attn_implementation("eager")

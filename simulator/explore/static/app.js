@@ -157,19 +157,27 @@ async function loadParams() {
     showError(e.message);
     return;
   }
+  let group = "workload";
   for (const p of params) {
+    if (p.group !== group) {  // the options every model takes: quantisation, memory saving
+      group = p.group;
+      box.appendChild(Object.assign(document.createElement("div"), {className: "param-group", textContent: group}));
+    }
     const row = document.createElement("label");
     row.className = "param";
     row.title = `${p.help} (${p.allowed})`;
     row.append(p.name);
     let input;
-    const now = p.name in state.set ? state.set[p.name] : String(p.default);
+    // a default of null: the model's dtype (quantisation options), shown as an empty choice
+    const fallback = p.default === null ? "" : String(p.default);
+    const now = p.name in state.set ? state.set[p.name] : fallback;
     if (p.type === "bool") {
       input = document.createElement("input");
       input.type = "checkbox";
       input.checked = now === "true" || now === "1";
     } else if (p.choices) {
       input = document.createElement("select");
+      if (p.default === null) input.add(new Option("model's dtype", ""));
       for (const c of p.choices) input.add(new Option(String(c), String(c)));
       input.value = now;
     } else {
@@ -183,7 +191,7 @@ async function loadParams() {
     input.id = "param-" + p.name;
     input.addEventListener("change", () => {
       const v = p.type === "bool" ? String(input.checked) : input.value.trim();
-      if (v === String(p.default) || v === "") delete state.set[p.name]; else state.set[p.name] = v;
+      if (v === fallback || v === "") delete state.set[p.name]; else state.set[p.name] = v;
       update();
     });
     row.appendChild(input);
@@ -268,9 +276,36 @@ async function upload(kind, input) {
 
 // ------------------------------------------------------------------------------------------ drawing
 
-const LAYOUT = {margin: {l: 60, r: 20, t: 36, b: 60}, font: {size: 12}, legend: {orientation: "h", y: -0.25}};
-const CONFIG = {displaylogo: false, responsive: true};
+const LAYOUT = {margin: {l: 72, r: 20, t: 48, b: 56}, font: {size: 12, family: "system-ui, sans-serif"},
+                legend: {orientation: "h", x: 1, xanchor: "right", y: 1.0, yanchor: "bottom"},
+                hoverlabel: {align: "left"}};
+// no plotly mode bar: it covers titles and legends, and the page has its own PNG/SVG export (drag zooms,
+// a double click resets)
+const CONFIG = {displaylogo: false, displayModeBar: false, responsive: true};
 const whatif = () => current !== baseline;
+const heading = (text) => ({text, x: 0.01, xanchor: "left", y: 0.98, yanchor: "top", font: {size: 14}});
+// an axis with its title (plotly.js 3 takes only the {text} form). The margins are fixed, not `automargin`:
+// that lays a chart out twice on every redraw, and a slider redraws three charts
+const axis = (text, extra = {}) => ({title: {text, standoff: 8}, ...extra});
+
+// times are drawn in the unit that suits the largest of them (the axis title says which)
+function timeUnit(max) {
+  return max >= 1 ? {f: 1, unit: "s"} : max >= 1e-3 ? {f: 1e3, unit: "ms"} : {f: 1e6, unit: "µs"};
+}
+const maxOf = (values) => values.reduce((m, v) => Math.max(m, v || 0), 0);
+// 3 significant digits and an SI prefix: tick labels
+function siShort(v, unit = "") {
+  for (const [f, p] of PREFIXES) if (Math.abs(v) >= f) return `${Number((v / f).toPrecision(3))} ${p}${unit}`.trim();
+  return `${Number(v.toPrecision(3))} ${unit}`.trim();
+}
+// ticks of a log axis over a narrow range (a sweep's ×0.25..×4): every label in full, not plotly's bare "2", "5"
+function logTicks(lo, hi, unit, n = 6) {
+  const at = (i) => Number((lo * (hi / lo) ** (i / (n - 1))).toPrecision(2));
+  const vals = [...new Set(Array.from({length: n}, (_, i) => at(i)))];
+  return {tickvals: vals, ticktext: vals.map((v) => siShort(v, unit))};
+}
+// a layer's name on a crowded axis: the full name is in the hover
+const clip = (text, n = 16) => (text.length > n ? text.slice(0, n - 1) + "…" : text);
 
 function hoverData(rows) {
   return rows.map((r) => [si(r.flops, "FLOP"), si(r.bytes, "B"), r.intensity.toFixed(1), r.bound,
@@ -278,18 +313,32 @@ function hoverData(rows) {
 }
 const HOVER = "%{x}<br>time %{customdata[4]}<br>FLOPs %{customdata[0]}<br>bytes %{customdata[1]}" +
               "<br>intensity %{customdata[2]} FLOP/B<br>bound %{customdata[3]}<extra>%{fullData.name}</extra>";
+// a stage's time is its device time, the host's time beyond it, weights copied over the host link and CPU time
+const STAGE_HOVER = HOVER.replace("<extra>", "<br>device %{customdata[5]}, host beyond it %{customdata[6]}" +
+                                  "<br>host-link copies %{customdata[7]}, host CPU %{customdata[8]}<extra>");
 
-function bars(rows, name, color) {
-  return {type: "bar", name, x: rows.map((r) => r.name), y: rows.map((r) => r.time_s), marker: {color},
+function bars(rows, name, color, tu, label = (r) => r.name) {
+  return {type: "bar", name, x: rows.map(label), y: rows.map((r) => r.time_s * tu.f), marker: {color},
           customdata: hoverData(rows), hovertemplate: HOVER};
 }
 
-function sideBySide(key) {
-  const traces = [];
-  if (whatif()) traces.push(bars(baseline.groups[key], "baseline", "#9ca3af"));
-  traces.push(bars(current.groups[key], whatif() ? "what-if" : "time", "#2563eb"));
-  return traces;
+// the baseline beside the what-if where a slider has moved, else the one answer
+function sideBySide(key, tu) {
+  const answers = whatif() ? [["baseline", baseline, "#9ca3af"], ["what-if", current, "#2563eb"]]
+                           : [["time", current, "#2563eb"]];
+  return answers.map(([name, answer, color]) => {
+    const rows = answer.groups[key];
+    const trace = bars(rows, name, color, tu);
+    if (key === "stages") {
+      trace.customdata = trace.customdata.map((c, i) => [...c, ...["device_time_s", "host_s", "transfer_s", "cpu_s"]
+        .map((k) => si(rows[i][k] || 0, "s"))]);
+      trace.hovertemplate = STAGE_HOVER;
+    }
+    return trace;
+  });
 }
+const groupTimes = (key) => [current, ...(whatif() ? [baseline] : [])]
+  .flatMap((a) => a.groups[key].map((r) => r.time_s));
 
 function drawTotals() {
   const a = baseline.summary.totals, b = current.summary.totals;
@@ -327,24 +376,42 @@ function drawTotals() {
 }
 
 function drawBreakdown() {
-  const stages = Plotly.react("chart-stages", sideBySide("stages"),
-    {...LAYOUT, title: {x: 0.01, xanchor: "left", text: "time by stage (click one)"}, yaxis: {title: "s", exponentformat: "SI"}, barmode: "group"},
-    CONFIG);
-  const cats = Plotly.react("chart-categories", sideBySide("categories"),
-    {...LAYOUT, title: {x: 0.01, xanchor: "left", text: "time by operator category"}, yaxis: {title: "s", exponentformat: "SI"},
-     barmode: "group"}, CONFIG);
+  const two = whatif();
+  const st = timeUnit(maxOf(groupTimes("stages"))), ct = timeUnit(maxOf(groupTimes("categories")));
+  const stages = Plotly.react("chart-stages", sideBySide("stages", st),
+    {...LAYOUT, showlegend: two, barmode: "group", title: heading("time per inference by stage"),
+     xaxis: axis("stage"), yaxis: axis(`time per inference [${st.unit}]`)}, CONFIG);
+  const cats = Plotly.react("chart-categories", sideBySide("categories", ct),
+    {...LAYOUT, showlegend: two, barmode: "group", title: heading("device time by operator category"),
+     xaxis: axis("operator category"), yaxis: axis(`device time per inference [${ct.unit}]`)}, CONFIG);
   const rows = current.groups.layers.filter((r) => !state.stage || r.stage === state.stage);
-  const traces = Object.keys(BOUND_COLORS).map((bound) => {
-    const sel = rows.filter((r) => r.bound === bound).map((r) => ({...r, name: `${r.stage}/${r.layer}`}));
-    return {...bars(sel, `${bound}-bound`), marker: {color: BOUND_COLORS[bound]}};
-  }).filter((t) => t.x.length);
+  const key = (r) => `${r.stage}/${r.layer}`;
+  const lt = timeUnit(maxOf(rows.map((r) => r.time_s)));
+  const traces = Object.keys(BOUND_COLORS).map((bound) =>
+    bars(rows.filter((r) => r.bound === bound), bound, BOUND_COLORS[bound], lt, key)).filter((t) => t.x.length);
   $("all-stages").hidden = !state.stage;
-  const order = rows.map((r) => `${r.stage}/${r.layer}`);
+  const order = rows.map(key);
+  // each stage's layers under its name, a dotted line between stages: the tick labels need not repeat it
+  const shapes = [], annotations = [];
+  for (const stage of new Set(rows.map((r) => r.stage))) {
+    const first = rows.findIndex((r) => r.stage === stage);
+    const last = rows.length - 1 - [...rows].reverse().findIndex((r) => r.stage === stage);
+    if (first > 0) shapes.push({type: "line", x0: first - 0.5, x1: first - 0.5, yref: "paper", y0: 0, y1: 1,
+                                line: {color: "#9ca3af", dash: "dot", width: 1}});
+    annotations.push({x: (first + last) / 2, y: 1, yref: "paper", yanchor: "bottom", showarrow: false,
+                      text: clip(stage, Math.max(8, 3 * (last - first + 1))), font: {size: 11, color: "#374151"}});
+  }
+  const many = rows.length > 40;
   const layers = Plotly.react("chart-layers", traces,
-    {...LAYOUT, title: {x: 0.01, xanchor: "left", text: `time by layer${state.stage ? " in " + state.stage : ""}, coloured by bound`},
-     yaxis: {title: "s", exponentformat: "SI"}, barmode: "stack",
-     legend: {orientation: "h", x: 1, xanchor: "right", y: 1.12},  // above: the layer names fill the bottom
-     xaxis: {categoryorder: "array", categoryarray: order, automargin: true, tickfont: {size: 9}}}, CONFIG);
+    {...LAYOUT, barmode: "stack", margin: {...LAYOUT.margin, t: 64, b: many ? 120 : 90},
+     title: heading(`device time per inference by layer${state.stage ? " of " + state.stage : ""}` +
+                    `${whatif() ? " (what-if)" : ""}, coloured by what bounds it`),
+     legend: {...LAYOUT.legend, y: 1.08, title: {text: "bound "}},
+     yaxis: axis(`device time per inference [${lt.unit}]`),
+     xaxis: axis("layer (top-level block), in execution order", {categoryorder: "array", categoryarray: order,
+       tickmode: "array", tickvals: order, ticktext: rows.map((r) => clip(r.layer)), tickangle: many ? -60 : -30,
+       tickfont: {size: many ? 9 : 11}}),
+     shapes, annotations}, CONFIG);
   return Promise.all([stages, cats, layers]).then(() => {
     const gd = $("chart-stages");
     if (!gd.dataset.clicks) {  // clicking a stage bar filters the layer view; clicking it again shows all
@@ -359,6 +426,8 @@ function drawBreakdown() {
   });
 }
 const BOUND_COLORS = {compute: "#dc2626", memory: "#2563eb", overhead: "#d97706", comm: "#059669", none: "#9ca3af"};
+const CATEGORY_COLORS = {conv: "#7c3aed", linear: "#2563eb", attention: "#db2777", norm: "#059669",
+                         elementwise: "#d97706", other: "#6b7280"};
 
 function roofTrace(rf, name, dash, color) {
   const xs = [];
@@ -373,30 +442,38 @@ function drawRoofline() {
   const rf = current.roofline;
   const total = current.summary.totals.device_time_s || 1;
   const cats = [...new Set(rf.points.map((p) => p.category))];
-  const traces = [roofTrace(rf, `roofline of ${current.summary.hardware_name}`, "solid", "#111")];
+  const perDevice = rf.devices > 1 ? `, per device (${rf.devices} devices, ${rf.plan})` : "";
+  const roofs = {legendgroup: "roofs", legendgrouptitle: {text: "roofs"}};
+  const traces = [{...roofTrace(rf, `peak (${rf.dtype})`, "solid", "#111"), ...roofs}];
   const achievable = {...rf, peak_flops: rf.achievable_flops, bandwidth: rf.achievable_bandwidth,
                       ridge: rf.achievable_flops / rf.achievable_bandwidth};
-  traces.push(roofTrace(achievable, "achievable (measured fractions)", "dash", "#111"));
-  if (whatif()) traces.push(roofTrace(baseline.roofline, "baseline roofline", "dot", "#9ca3af"));
+  traces.push({...roofTrace(achievable, "achievable (measured fractions)", "dash", "#111"), ...roofs});
+  if (whatif()) traces.push({...roofTrace(baseline.roofline, "baseline peak", "dot", "#9ca3af"), ...roofs});
   for (const c of cats) {
     const pts = rf.points.filter((p) => p.category === c);
     traces.push({type: "scattergl", mode: "markers", name: c, x: pts.map((p) => p.intensity),
+                 legendgroup: "kernels", legendgrouptitle: {text: "kernels by category"},
                  y: pts.map((p) => p.flops_per_s),
-                 marker: {size: pts.map((p) => 4 + 36 * Math.sqrt(p.time_s / total)), opacity: 0.6},
+                 marker: {size: pts.map((p) => 4 + 36 * Math.sqrt(p.time_s / total)), opacity: 0.7,
+                          color: CATEGORY_COLORS[c] || "#111", line: {width: 0.5, color: "#fff"}},
                  customdata: pts.map((p) => [p.stage, p.op, si(p.time_s, "s"), si(p.flops, "FLOP"), si(p.bytes, "B"),
                                              p.intensity.toFixed(1)]),
                  hovertemplate: "%{customdata[0]} %{customdata[1]}<br>time (all runs) %{customdata[2]}" +
                    "<br>FLOPs %{customdata[3]}, bytes %{customdata[4]} per run<br>intensity %{customdata[5]} FLOP/B" +
                    "<br>attained %{y:.4s}FLOP/s<extra>%{fullData.name}</extra>"});
   }
+  const unplaced = rf.unplaced && rf.unplaced.kernels ?
+    `; ${rf.unplaced.kernels} kernels moving no DRAM bytes of their own (fused, ${si(rf.unplaced.time_s, "s")}) ` +
+    "have no intensity to place them by and are not drawn" : "";
   $("roofline-caption").textContent = `ridge point ${rf.ridge.toFixed(1)} FLOP/B: peak ${si(rf.peak_flops, "FLOP/s")} ` +
-    `(${rf.dtype}) over bandwidth ${si(rf.bandwidth, "B/s")}; one dot per kernel, size by its share of the ` +
-    `device time, colour by category`;
+    `(${rf.dtype}) over bandwidth ${si(rf.bandwidth, "B/s")}${perDevice}; one dot per kernel, its area by its ` +
+    `share of the device time, its colour by operator category${unplaced}`;
   return Plotly.react("chart-roofline", traces, {
-    ...LAYOUT, legend: {orientation: "v", x: 1.02, y: 1}, title: {x: 0.01, xanchor: "left", text: `roofline of ${current.summary.hardware_name}`},
-    xaxis: {type: "log", title: "arithmetic intensity [FLOP/B]"},
-    yaxis: {type: "log", title: "attained [FLOP/s]", exponentformat: "SI", range: [Math.log10(rf.peak_flops) - 5,
-                                                                                    Math.log10(rf.peak_flops) + 0.4]},
+    ...LAYOUT, legend: {orientation: "v", x: 1.02, xanchor: "left", y: 1, yanchor: "top"},
+    title: heading(`roofline: ${current.summary.model_name} on ${current.summary.hardware_name}${perDevice}`),
+    xaxis: axis("arithmetic intensity [FLOP/B]", {type: "log", dtick: 1, exponentformat: "SI"}),
+    yaxis: axis("attained performance [FLOP/s]", {type: "log", dtick: 1, exponentformat: "SI",
+                range: [Math.log10(rf.peak_flops) - 5, Math.log10(rf.peak_flops) + 0.4]}),
     shapes: [{type: "line", x0: rf.ridge, x1: rf.ridge, yref: "paper", y0: 0, y1: 1,
               line: {color: "#6b7280", dash: "dot", width: 1}}],
     annotations: [{x: Math.log10(rf.ridge), y: 1, yref: "paper", text: `ridge ${rf.ridge.toFixed(0)} FLOP/B`,
@@ -416,15 +493,19 @@ function drawAttention() {
                            "key length %{customdata[2]}<br>batch %{customdata[4]}<br>time (all runs) %{customdata[3]}" +
                            "<extra>%{fullData.name}</extra>"};
   });
-  const seq = Plotly.react("chart-seqlen", traces, {...LAYOUT, barmode: "overlay",
-    title: {x: 0.01, xanchor: "left", text: `sequence length of each attention layer, in execution order (${at.layers.length} layers)`},
-    xaxis: {title: "attention layer"}, yaxis: {title: "query length [tokens]", type: "log"}}, CONFIG);
+  const seq = Plotly.react("chart-seqlen", traces, {...LAYOUT, barmode: "overlay", showlegend: roles.length > 1,
+    legend: {...LAYOUT.legend, title: {text: "role "}},
+    title: heading(`sequence length of each attention layer, in execution order (${at.layers.length} layers)`),
+    xaxis: axis("attention layer, in execution order"),
+    yaxis: axis("query length [tokens]", {type: "log", dtick: 1, exponentformat: "SI"})}, CONFIG);
   const names = Object.keys(at.roles);
-  const split = Plotly.react("chart-roles", [{type: "bar", x: names, y: names.map((n) => at.roles[n].time_s),
+  const tu = timeUnit(maxOf(names.map((n) => at.roles[n].time_s)));
+  const split = Plotly.react("chart-roles", [{type: "bar", x: names, y: names.map((n) => at.roles[n].time_s * tu.f),
     customdata: names.map((n) => [si(at.roles[n].flops, "FLOP"), si(at.roles[n].time_s, "s")]),
     hovertemplate: "%{x}: %{customdata[1]}, %{customdata[0]}<extra></extra>", marker: {color: "#7c3aed"}}],
-    {...LAYOUT, title: {x: 0.01, xanchor: "left", text: "attention time by role (spatial, temporal, cross, self)"},
-     yaxis: {title: "s", exponentformat: "SI"}}, CONFIG);
+    {...LAYOUT, showlegend: false,
+     title: heading("attention time per inference by role (spatial, temporal, cross, self)"),
+     xaxis: axis("attention role"), yaxis: axis(`time per inference [${tu.unit}]`)}, CONFIG);
   return Promise.all([seq, split]);
 }
 
@@ -462,8 +543,10 @@ function drawCompare() {
   if (!lastCompare) return Promise.resolve();
   const items = lastCompare.items;
   const stages = [...new Set(items.flatMap((it) => it.stages.map((s) => s.name)))];
+  const tu = timeUnit(maxOf(items.map((it) => it.time_s)));
   const traces = stages.map((name) => ({type: "bar", name, x: items.map((it) => it.label),
-    y: items.map((it) => (it.stages.find((s) => s.name === name) || {time_s: 0}).time_s)}));
+    y: items.map((it) => (it.stages.find((s) => s.name === name) || {time_s: 0}).time_s * tu.f),
+    hovertemplate: `%{x}: ${name} %{y:.4g} ${tu.unit}<extra></extra>`}));
   const table = $("compare-table");
   table.textContent = "";
   const head = table.insertRow();
@@ -475,9 +558,11 @@ function drawCompare() {
     for (const text of [it.label, si(it.time_s, "s"), `${it.speedup.toFixed(2)}×`, si(it.roofline_time_s, "s"),
                         gib(it.peak_memory_bytes), yes(it.fits)]) row.insertCell().textContent = text;
   }
-  return Plotly.react("chart-compare", traces, {...LAYOUT, barmode: "stack",
-    title: {x: 0.01, xanchor: "left", text: `time per inference by stage: ${lastCompare.by}`}, yaxis: {title: "s", exponentformat: "SI"}},
-    CONFIG);
+  const what = lastCompare.by === "devices" ? "device" : "model";
+  return Plotly.react("chart-compare", traces, {...LAYOUT, barmode: "stack", showlegend: stages.length > 1,
+    legend: {...LAYOUT.legend, title: {text: "stage "}},
+    title: heading(`time per inference by stage, ${lastCompare.by} compared`), xaxis: axis(what),
+    yaxis: axis(`time per inference [${tu.unit}]`)}, CONFIG);
 }
 
 async function runSweep() {
@@ -502,22 +587,34 @@ function drawSweep() {
   if (!lastSweep) return Promise.resolve();
   const s = lastSweep, cols = s.columns;
   $("sweep-cli").textContent = s.cli;
-  const label = (p) => (fields.find((f) => f.path === p) || {label: p}).label + ` [${p}]`;
-  const axis = (p) => ({title: label(p), type: state.sweep.log ? "log" : "linear", exponentformat: "SI"});
+  const field = (p) => fields.find((f) => f.path === p) || {label: p, unit: ""};
+  const fieldAxis = (p) => {
+    const f = field(p), values = cols[p];
+    const title = `${f.label} [${f.unit || "–"}]`;
+    if (!state.sweep.log) return axis(title, {exponentformat: "SI"});
+    return axis(title, {type: "log", tickmode: "array", ...logTicks(Math.min(...values), Math.max(...values), f.unit)});
+  };
+  const tu = timeUnit(maxOf(cols.time_s));
+  const times = cols.time_s.map((t) => t * tu.f);
+  const what = `time per inference of ${current.summary.model} on ${current.summary.hardware_name}`;
   if (s.varied.length === 1) {
     const x = s.varied[0];
     return Plotly.react("chart-sweep", [{type: "scatter", mode: "lines+markers", name: current.summary.model,
-      x: cols[x], y: cols.time_s, hovertemplate: "%{x:.4s}: %{y:.4s}s<extra></extra>"}],
-      {...LAYOUT, title: {x: 0.01, xanchor: "left", text: `time per inference over ${s.points} design points`}, xaxis: axis(x),
-       yaxis: {title: "time per inference [s]", type: "log", exponentformat: "SI"}}, CONFIG);
+      x: cols[x], y: times, hovertemplate: `%{x:.4s}: %{y:.4g} ${tu.unit}<extra></extra>`}],
+      {...LAYOUT, showlegend: false, title: heading(`${what} over ${s.points} design points`), xaxis: fieldAxis(x),
+       yaxis: axis(`time per inference [${tu.unit}]`, {type: "log", tickmode: "array",
+                                                      ...logTicks(Math.min(...times), Math.max(...times), "")})},
+      CONFIG);
   }
   const [xp, yp] = s.varied;
   const xs = [...new Set(cols[xp])].sort((a, b) => a - b), ys = [...new Set(cols[yp])].sort((a, b) => a - b);
   const z = ys.map(() => xs.map(() => null));
-  cols.time_s.forEach((t, i) => { z[ys.indexOf(cols[yp][i])][xs.indexOf(cols[xp][i])] = t; });
+  times.forEach((t, i) => { z[ys.indexOf(cols[yp][i])][xs.indexOf(cols[xp][i])] = t; });
   return Plotly.react("chart-sweep", [{type: "heatmap", x: xs, y: ys, z, colorscale: "Viridis",
-    colorbar: {title: {text: "s"}}, hovertemplate: "%{x:.4s}, %{y:.4s}: %{z:.4s}s<extra></extra>"}],
-    {...LAYOUT, title: {x: 0.01, xanchor: "left", text: `time per inference over ${s.points} design points`}, xaxis: axis(xp), yaxis: axis(yp)},
+    colorbar: {title: {text: `time per<br>inference [${tu.unit}]`}},
+    hovertemplate: `%{x:.4s}, %{y:.4s}: %{z:.4g} ${tu.unit}<extra></extra>`}],
+    {...LAYOUT, margin: {...LAYOUT.margin, l: 130},  // room for the y field's labels ("1.25 PFLOP/s")
+     title: heading(`${what} over ${s.points} design points`), xaxis: fieldAxis(xp), yaxis: fieldAxis(yp)},
     CONFIG);
 }
 

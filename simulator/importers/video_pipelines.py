@@ -1,0 +1,129 @@
+"""The 2025 diffusers pipelines as the built-in models run them: each pipeline class has its own order of calls
+(WanPipeline calls the transformer once per CFG pass; the others batch both passes), so each has an assembler
+here that lays out its stages as the built-in file of that pipeline does (models/wan21-1.3b.yaml, ...)."""
+from __future__ import annotations
+
+from ..importer import Config, Part, builders, dtype_param, model_file, op
+
+
+def _text_stage(config: Config, description: str, **extra) -> tuple[dict, Part]:
+    part = builders()[config.cls](config)
+    return ({"name": "text_encoder", "description": description, **extra,
+             "inputs": part.facts["main_input"] | part.inputs, "ops": part.ops}, part)
+
+
+def _check_width(net: Config, key: str, want: int, have: int, what: str) -> None:
+    if want != have:
+        raise net.error(key, f"{want}, but {what} gives {have}")
+
+
+def decoder_stage(vae: Config, decoder: Part) -> dict:
+    """The VAE decoder's stage, called as its decode() calls it (`repeat`/`iteration` where it loops over latent
+    frames)."""
+    stage = {"name": "decoder", "description": f"{vae.cls} decoder from the latents to frames of RGB pixels"}
+    stage |= {k: decoder.facts[k] for k in ("repeat", "iteration") if k in decoder.facts}
+    return stage | {"bind": {"B": "batch"} | decoder.facts.get("bind", {}), "tiling": decoder.facts["tiling"],
+                    "inputs": decoder.facts["main_input"] | decoder.inputs, "ops": decoder.ops}
+
+
+def wan(cls: str, folder, part_of, out) -> dict:
+    """WanPipeline (diffusers 0.42 pipeline_wan.py): umT5 on the prompt and, with guidance, on the negative prompt
+    (two calls); per step the transformer on the conditional and then the unconditional latents (two calls of the
+    video batch), CFG and the UniPC update; AutoencoderKLWan decodes once."""
+    net, vae, text = part_of("transformer"), part_of("vae"), part_of("text_encoder")
+    decoder = builders()[vae.cls](vae)
+    f, temporal = decoder.facts["factor"], decoder.facts["temporal"]
+    denoiser = builders()[net.cls](net, sample="latents", f=f)
+    _check_width(net, "in_channels", denoiser.facts["channels"], decoder.facts["latent_channels"],
+                 "the VAE's z_dim")
+    stage, encoder = _text_stage(text, f"{text.cls}, called on the prompt and (with cfg) on the negative prompt",
+                                 repeat="1 + cfg", bind={"B": "batch"})
+    _check_width(net, "text_dim", denoiser.facts["context_dim"], encoder.facts["hidden"], "the text encoder")
+    out.add(stage, encoder, always=("Layer",))
+    frames_bind = {"T": f"(frames - 1) / {temporal} + 1"}
+    latent = ["batch", denoiser.facts["channels"], "T", f"height / {f}", f"width / {f}"]
+    out.add({"name": "denoiser", "description": f"{net.cls}, once on the prompt and once on the negative prompt "
+             "per step (batch = videos, not doubled)", "repeat": "steps * (1 + cfg)",
+             "bind": {"B": "batch"} | frames_bind, "inputs": denoiser.facts["main_input"] | denoiser.inputs,
+             "ops": denoiser.ops}, denoiser)
+    out.add({"name": "guidance", "description": "classifier-free guidance on the two passes' predictions and the "
+             "sampler's update, once per step", "repeat": "steps", "bind": frames_bind,
+             "inputs": {n: {"shape": latent} for n in ("latents", "pred_cond", "pred_uncond")},
+             "ops": [op("guidance_diff", "sub", ["pred_cond", "pred_uncond"], when="cfg"),
+                     op("guidance_scale", "scale", "guidance_diff", when="cfg"),
+                     op("guidance", "add", ["pred_uncond", "guidance_scale"], when="cfg"),
+                     op("sampler_scale", "scale", "guidance"),
+                     op("sampler_update", "add", ["latents", "sampler_scale"])]}, Part({}, {}, [], ""))
+    out.add(decoder_stage(vae, decoder), decoder)
+    params = {"batch": {"default": 1, "min": 1, "help": "videos generated together (batch size)"}}
+    params |= {k: denoiser.facts["params"][k] for k in ("height", "width", "frames")}
+    # WanPipeline.__call__: num_inference_steps 50, guidance_scale 5.0 (> 1: CFG on), max_sequence_length 512;
+    # the model cards load the transformer and text encoder in bfloat16
+    params |= {"steps": {"default": 50, "min": 1, "help": "sampling steps (one transformer call per CFG pass)"},
+               "cfg": {"default": True, "type": "bool", "help": "switches classifier-free guidance on or off; the "
+                       "guidance scale does not change the cost"},
+               "text_tokens": denoiser.facts["params"]["text_tokens"], "dtype": dtype_param("bf16")}
+    return model_file(net, f"{cls} ({folder.name})", "ttv", params, out.blocks, out.stages,
+                      f"{cls}: {text.cls}, {net.cls} run twice per step (conditional and unconditional pass), "
+                      f"{vae.cls} decoder", folder)
+
+
+def qwen_image(cls: str, folder, part_of, out) -> dict:
+    """QwenImagePipeline (diffusers 0.42 pipeline_qwenimage.py): Qwen2.5-VL's language model on the chat template +
+    prompt (and the negative prompt with CFG), its last hidden state without the template prefix; per step the
+    MMDiT on the conditional and unconditional batch together, then guidance with the norm rescale
+    (`comb_pred * cond_norm / noise_norm`) and the Euler update; the VAE decodes the unpacked latents as one
+    frame."""
+    net, vae, text = part_of("transformer"), part_of("vae"), part_of("text_encoder")
+    decoder = builders()[vae.cls](vae)
+    f = decoder.facts["factor"]
+    denoiser = builders()[net.cls](net, sample="latent", f=f)
+    c = decoder.facts["latent_channels"]
+    _check_width(net, "in_channels", denoiser.facts["channels"], 4 * c, "4 x the VAE's z_dim (2 x 2 packing)")
+    cfg_batch = "batch * (1 + cfg)"
+    stage, encoder = _text_stage(text, f"{text.cls} language model on the chat template + prompt, prompt and "
+                                 "(with cfg) negative prompt; last hidden state, template prefix dropped",
+                                 bind={"B": cfg_batch})
+    stage["bind"] |= encoder.facts.get("bind", {})   # the template + prompt length
+    _check_width(net, "joint_attention_dim", denoiser.facts["context_dim"], encoder.facts["hidden"],
+                 "the text encoder")
+    out.add(stage, encoder, always=("Layer",))
+    latent_in = denoiser.facts["main_input"]["latent"]["shape"]
+    ops = [op("latent", "concat", ["latents", "latents"], axis=0, when="cfg")] + denoiser.ops + [
+        op("v_uncond", "slice", denoiser.out, axis=0, start="batch", stop="2 * batch", when="cfg"),
+        op("v_cond", "slice", denoiser.out, axis=0, start=0, stop="batch", when="cfg"),
+        op("guidance_diff", "sub", ["v_cond", "v_uncond"], when="cfg"),
+        op("guidance_scale", "scale", "guidance_diff", when="cfg"),
+        op("guided", "add", ["v_uncond", "guidance_scale"], when="cfg"),
+        # true_cfg rescale: the guided prediction scaled to the conditional one's norm
+        op("cond_norm", "reduce", "v_cond", axis=-1, keepdim=True, mode="sum", when="cfg"),
+        op("guided_norm", "reduce", "guided", axis=-1, keepdim=True, mode="sum", when="cfg"),
+        op("norm_ratio", "div", ["cond_norm", "guided_norm"], when="cfg"),
+        op("rescaled", "mul", ["guided", "norm_ratio"], when="cfg"),
+        op("sampler_scale", "scale", "rescaled"), op("sampler_update", "add", ["latents", "sampler_scale"])]
+    out.add({"name": "denoiser", "description": f"{net.cls}, one evaluation per step on the prompt and the negative "
+             "prompt", "repeat": "steps", "bind": {"B": cfg_batch} | denoiser.facts["bind"],
+             "inputs": {"latents": {"shape": ["batch"] + latent_in[1:]}} | denoiser.inputs, "ops": ops}, denoiser)
+    g = 2 * f   # QwenImagePipeline._unpack_latents: [B, (H/2f)(W/2f), 4C] -> [B, C, 1, H/f, W/f]
+    stage = decoder_stage(vae, decoder)
+    del stage["tiling"]   # as models/qwen-image.yaml (the pipeline does not tile)
+    stage["inputs"] = {"latents": {"shape": ["batch", f"(height / {g}) * (width / {g})", 4 * c]}}
+    stage["ops"] = [op("unpack_view", "reshape", "latents", shape=["d0", f"height / {g}", f"width / {g}", c, 2, 2]),
+                    op("unpack_permute", "transpose", "unpack_view", perm=[0, 3, 1, 4, 2, 5]),
+                    op("unpacked", "reshape", "unpack_permute", shape=["d0", c, 1, f"height / {f}", f"width / {f}"]),
+                    dict(decoder.ops[0], **{"in": "unpacked"})] + decoder.ops[1:]
+    out.add(stage, decoder)
+    params = {"batch": {"default": 1, "min": 1, "help": "images generated together (batch size)"}}
+    params |= {k: denoiser.facts["params"][k] for k in ("height", "width")}
+    # QwenImagePipeline.__call__: num_inference_steps 50, true_cfg_scale 4.0 with a negative prompt (CFG on);
+    # the model card loads it in bfloat16
+    params |= {"steps": {"default": 50, "min": 1, "help": "sampling steps (one model evaluation each)"},
+               "cfg": {"default": True, "type": "bool", "help": "switches classifier-free guidance on or off; the "
+                       "guidance scale does not change the cost"},
+               "text_tokens": encoder.facts["params"]["text_tokens"], "dtype": dtype_param("bf16")}
+    return model_file(net, f"{cls} ({folder.name})", "diffusion-tti", params, out.blocks, out.stages,
+                      f"{cls}: {text.cls} (language model only), {net.cls} run `steps` times with classifier-free "
+                      f"guidance, {vae.cls} decoder", folder)
+
+
+ASSEMBLERS = {"WanPipeline": wan, "QwenImagePipeline": qwen_image}
