@@ -322,15 +322,16 @@ def figure_roofline(results: list, families: dict | None = None, stage_labels: l
     One model: points coloured by category. Several: coloured by family. `stage_labels` = [(Result, stage)]
     drawn as labelled stars (e.g. LLM prefill and decode)."""
     spec = results[0].hardware.spec
-    peak = peak_flops(spec, "bf16")
+    dtype = results[0].model.precision.act  # the rate GEMMs run at: the activations' dtype (the model's by default)
+    peak = peak_flops(spec, dtype)
     bw = spec.memory.bandwidth
     fig, ax = plt.subplots(figsize=(5.2, 3.8), layout="constrained")
     xs = np.logspace(-2, 5, 200)
-    ax.plot(xs, np.minimum(peak, xs * bw), color="black", linewidth=1.2, label="roofline (datasheet)")
+    ax.plot(xs, np.minimum(peak, xs * bw), color="black", linewidth=1.2, label=f"roofline ({dtype}, datasheet)")
     eff = spec.efficiency
     ax.plot(xs, np.minimum(peak * eff.matrix, xs * bw * eff.memory), color="black", linestyle="--", linewidth=0.8,
             label="achievable (measured fractions)")
-    ridge = ridge_point(spec, "bf16")
+    ridge = ridge_point(spec, dtype)
     ax.axvline(ridge, color="grey", linestyle=":", linewidth=0.8)
     ax.annotate(f"ridge {ridge:.0f} FLOP/B", (ridge, peak * 1.15), fontsize=7, ha="center")
     single = len(results) == 1
