@@ -27,27 +27,6 @@ from .ops import UNITS
 BOUNDS = ("compute", "memory", "overhead", "comm")  # comm: a collective between devices (multi-device plans)
 
 
-def _keep_heap_top(pad: int = 64 << 20) -> None:
-    """Ask glibc's malloc to keep `pad` bytes at the top of the heap when it trims (M_TOP_PAD, mallopt(3)).
-
-    Every formula here allocates its temporaries afresh; a long decode's table has tens of thousands of rows, so
-    they are a few hundred KiB each, and glibc gives such freed memory back to the kernel and faults it in again
-    on the next allocation. That costs more than the arithmetic: `np.ceil(x / t) * t` over 32k float64 took
-    112 us, 32 us with the pad (measured here), and a whole 32k-token decode analysis about twice as long.
-    Elsewhere (another libc or OS) nothing changes."""
-    import sys
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-2, pad)  # -2: M_TOP_PAD in glibc's malloc.h
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        pass
-
-
-_keep_heap_top()
-
-
 @dataclass(frozen=True)
 class Terms:
     """Which effects beyond the bare roofline are on."""

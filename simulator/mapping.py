@@ -161,7 +161,8 @@ class KernelRows:
         parts = self.blocks + ([np.array(self.rows, dtype=np.float64).reshape(-1, 16)] if self.rows else [])
 
         def column(c):
-            return np.concatenate([p.column(c) if isinstance(p, _Steps) else p[:, c] for p in parts])
+            return np.concatenate([piece for p in parts for piece in (p.column(c) if isinstance(p, _Steps)
+                                                                      else (p[:, c],))])
         ints = [column(c).astype(np.int64) for c in range(7)]
         gemm = np.empty((sum(len(p) for p in parts), 4))
         for j in range(4):
@@ -192,17 +193,18 @@ class _Steps:
     def __len__(self) -> int:
         return len(self.first) + (self.n - 1) * len(self.growing)
 
-    def column(self, c: int) -> np.ndarray:
-        """Column `c` of every row, in order: at iteration t a growing kernel's value is base + t x slope."""
+    def column(self, c: int) -> tuple:
+        """Column `c` of every row, in order, as pieces to concatenate: at iteration t a growing kernel's value
+        is base + t x slope."""
         g = self.growing[:, c]
         if not len(g):
-            return self.first[:, c]
+            return (self.first[:, c],)
         if self.slope[:, c].any():
             steps = np.arange(1, self.n, dtype=np.float64)[:, None]
             rest = (g[None, :] + steps * self.slope[None, :, c]).ravel()
         else:
             rest = np.full(self.n - 1, g[0]) if len(g) == 1 else np.tile(g, self.n - 1)
-        return np.concatenate([self.first[:, c], rest])
+        return self.first[:, c], rest
 
 
 def lower(model: Model, stack: Stack, spec, per_iteration: bool = False, plan=None) -> KernelTable:
