@@ -7,7 +7,7 @@ bounded for 10^7 points and rows stream to the output as they are computed.
 
 Parallel plans (`--vary-plan "tp=1;tp=2;tp=4"`) are swept like workloads: each plan is one kernel table (one
 device's share of the kernels plus the collectives), evaluated against every hardware point; the rows carry the
-plan, the device count, the exposed communication time and the memory per device.
+plan, the device count, the collectives' time (`comm_s`, metrics.comm_seconds) and the memory per device.
 """
 from __future__ import annotations
 

@@ -391,7 +391,7 @@ LTX_DEFAULTS = {"height": 512, "width": 704, "frames": 161, "text_tokens": 128, 
 
 
 @network("LTXVideoTransformer3DModel")
-def ltx(config: Config, sample: str = "latent", f: int | None = None) -> Part:
+def ltx(config: Config, sample: str = "latent", f: int | None = None, t: int | None = None) -> Part:
     for key, allowed, default in (("patch_size", (1,), 1), ("patch_size_t", (1,), 1),
                                   ("qk_norm", ("rms_norm_across_heads",), "rms_norm_across_heads"),
                                   ("activation_fn", ("gelu-approximate",), "gelu-approximate"),
@@ -405,7 +405,7 @@ def ltx(config: Config, sample: str = "latent", f: int | None = None) -> Part:
     cin = config.int("in_channels")
     cout = config.int("out_channels", cin)
     caption = config.int("caption_channels")
-    s, t = f or LTX_DEFAULTS["spatial"], LTX_DEFAULTS["temporal"]
+    s, t = f or LTX_DEFAULTS["spatial"], t or LTX_DEFAULTS["temporal"]   # the VAE's, where a pipeline gives it
     ops = [op("proj_in", "linear", sample, out_features=d),
            op("time_proj", "sinusoidal_embedding", "timestep", dim=256),   # Timesteps(256) of AdaLayerNormSingle
            op("time_linear_1", "linear", "time_proj", out_features=d), op("time_act", "silu", "time_linear_1"),

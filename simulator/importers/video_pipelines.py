@@ -4,6 +4,7 @@ here that lays out its stages as the built-in file of that pipeline does (models
 from __future__ import annotations
 
 from ..importer import Config, Part, builders, dtype_param, model_file, op
+from .pipelines import guidance, sampler
 
 
 def _text_stage(config: Config, description: str, **extra) -> tuple[dict, Part]:
@@ -22,8 +23,10 @@ def decoder_stage(vae: Config, decoder: Part) -> dict:
     frames)."""
     stage = {"name": "decoder", "description": f"{vae.cls} decoder from the latents to frames of RGB pixels"}
     stage |= {k: decoder.facts[k] for k in ("repeat", "iteration") if k in decoder.facts}
-    return stage | {"bind": {"B": "batch"} | decoder.facts.get("bind", {}), "tiling": decoder.facts["tiling"],
-                    "inputs": decoder.facts["main_input"] | decoder.inputs, "ops": decoder.ops}
+    stage |= {"bind": {"B": "batch"} | decoder.facts.get("bind", {})}
+    if "tiling" in decoder.facts:   # AutoencoderKLCogVideoX's pipeline does not tile (models/cogvideox-2b.yaml)
+        stage["tiling"] = decoder.facts["tiling"]
+    return stage | {"inputs": decoder.facts["main_input"] | decoder.inputs, "ops": decoder.ops}
 
 
 def wan(cls: str, folder, part_of, out) -> dict:
@@ -126,4 +129,78 @@ def qwen_image(cls: str, folder, part_of, out) -> dict:
                       f"guidance, {vae.cls} decoder", folder)
 
 
-ASSEMBLERS = {"WanPipeline": wan, "QwenImagePipeline": qwen_image}
+def batched_cfg_denoiser(net: Config, denoiser: Part, description: str) -> dict:
+    """The denoiser stage of a pipeline that runs the negative and the positive prompt as one batch
+    (`torch.cat([latents] * 2)`), then guidance (negative half first) and the sampler's update."""
+    latent_in = denoiser.facts["main_input"]
+    (name, spec), = latent_in.items()
+    ops = [op(name, "concat", ["latents", "latents"], axis=0, when="cfg")] + denoiser.ops + guidance(denoiser.out)
+    return {"name": "denoiser", "description": description, "repeat": "steps",
+            "bind": {"B": "batch * (1 + cfg)"} | denoiser.facts["bind"],
+            "inputs": {"latents": {"shape": ["batch"] + spec["shape"][1:]}} | denoiser.inputs,
+            "ops": ops + sampler("guided")}
+
+
+def video_params(denoiser: Part, steps: int, dtype: str, text_tokens: dict | None = None) -> dict:
+    params = {"batch": {"default": 1, "min": 1, "help": "videos generated together (batch size)"}}
+    params |= {k: denoiser.facts["params"][k] for k in ("height", "width", "frames")}
+    return params | {"steps": {"default": steps, "min": 1, "help": "sampling steps of the main generator (one model "
+                                                                    "evaluation each)"},
+                     "cfg": {"default": True, "type": "bool", "help": "switches classifier-free guidance on or off; "
+                             "the guidance scale does not change the cost"},
+                     "text_tokens": text_tokens or denoiser.facts["params"]["text_tokens"], "dtype": dtype_param(dtype)}
+
+
+def cogvideox(cls: str, folder, part_of, out) -> dict:
+    """CogVideoXPipeline (diffusers 0.42 pipeline_cogvideox.py): T5 on the prompt and negative prompt as one batch
+    (max_sequence_length 226), per step the transformer on both (`torch.cat([latents] * 2)`), CFG and the DDIM
+    update; AutoencoderKLCogVideoX decodes in batches of two latent frames (no tiling by default)."""
+    net, vae, text = part_of("transformer"), part_of("vae"), part_of("text_encoder")
+    decoder = builders()[vae.cls](vae)
+    f = decoder.facts["factor"]
+    denoiser = builders()[net.cls](net, sample="latent", f=f)
+    _check_width(net, "in_channels", denoiser.facts["channels"], decoder.facts["latent_channels"],
+                 "the VAE's latent_channels")
+    _check_width(net, "temporal_compression_ratio", net.int("temporal_compression_ratio"),
+                 decoder.facts["temporal"], "the VAE")
+    stage, encoder = _text_stage(text, f"{text.cls} on the prompt and (with cfg) the negative prompt",
+                                 bind={"B": "batch * (1 + cfg)"})
+    _check_width(net, "text_embed_dim", denoiser.facts["context_dim"], encoder.facts["hidden"], "the text encoder")
+    out.add(stage, encoder, always=("Layer",))
+    out.add(batched_cfg_denoiser(net, denoiser, f"{net.cls} on text + video tokens, one evaluation per step on the "
+                                                "conditional and unconditional batch"), denoiser)
+    out.add(decoder_stage(vae, decoder), decoder)
+    # CogVideoXPipeline.__call__: num_inference_steps 50, guidance_scale 6 (> 1: CFG on), max_sequence_length 226
+    # (the transformer's max_text_seq_length); its docstring example loads CogVideoX-2b in float16 (the 5B model
+    # card uses bfloat16: --set dtype=bf16)
+    params = video_params(denoiser, 50, "fp16")
+    return model_file(net, f"{cls} ({folder.name})", "ttv", params, out.blocks, out.stages,
+                      f"{cls}: {text.cls}, {net.cls} run `steps` times with classifier-free guidance, {vae.cls} "
+                      "decoder", folder)
+
+
+def ltx(cls: str, folder, part_of, out) -> dict:
+    """LTXPipeline (diffusers 0.42 pipeline_ltx.py): T5 on the prompt and on the negative prompt (max_sequence_length
+    128), per step the transformer on the packed latents of both (`torch.cat([latents] * 2)`), CFG and the Euler
+    update; AutoencoderKLLTXVideo decodes the unpacked latents in one pass."""
+    net, vae, text = part_of("transformer"), part_of("vae"), part_of("text_encoder")
+    decoder = builders()[vae.cls](vae)
+    denoiser = builders()[net.cls](net, sample="latent", f=decoder.facts["factor"], t=decoder.facts["temporal"])
+    _check_width(net, "in_channels", denoiser.facts["channels"], decoder.facts["latent_channels"],
+                 "the VAE's latent_channels")
+    stage, encoder = _text_stage(text, f"{text.cls}, called on the prompt and (with cfg) on the negative prompt",
+                                 repeat="1 + cfg", bind={"B": "batch"})
+    _check_width(net, "caption_channels", denoiser.facts["context_dim"], encoder.facts["hidden"], "the text encoder")
+    out.add(stage, encoder, always=("Layer",))
+    out.add(batched_cfg_denoiser(net, denoiser, f"{net.cls} on T*(H/{decoder.facts['factor']})*(W/"
+                                                f"{decoder.facts['factor']}) tokens, one evaluation per step on the "
+                                                "unconditional + conditional batch"), denoiser)
+    out.add(decoder_stage(vae, decoder), decoder)
+    # LTXPipeline.__call__: num_inference_steps 50, guidance_scale 3 (> 1: CFG on); its docstring example loads the
+    # pipeline in bfloat16
+    return model_file(net, f"{cls} ({folder.name})", "ttv", video_params(denoiser, 50, "bf16"), out.blocks,
+                      out.stages, f"{cls}: {text.cls}, {net.cls} run `steps` times with classifier-free guidance, "
+                      f"{vae.cls} decoder", folder)
+
+
+ASSEMBLERS = {"WanPipeline": wan, "QwenImagePipeline": qwen_image, "CogVideoXPipeline": cogvideox, "LTXPipeline": ltx}

@@ -215,3 +215,210 @@ def qwen_vae(config: Config, sample: str = "latents") -> Part:
              "params": {"height": {"default": 1328, "min": spatial, "help": "output height in pixels"},
                         "width": {"default": 1328, "min": spatial, "help": "output width in pixels"}}}
     return Part(qwen_vae_blocks(), {}, ops, "conv_out", facts)
+
+
+# ------------------------------------------------------------------------------------------------ CogVideoX
+
+# AutoencoderKLCogVideoX.__init__ (diffusers 0.42 autoencoder_kl_cogvideox.py): num_latent_frames_batch_size = 2,
+# the latent frames of one decoder call (the first call takes the odd one too); not a config field
+COG_FRAME_BATCH = 2
+# CogVideoXDecoder3D: a mid block of num_layers=2 resnets, whatever the config
+COG_MID_LAYERS = 2
+# CogVideoXPipeline.__call__: num_frames 49 (the VAE config has no frame count)
+COG_FRAMES = 49
+
+
+def cog_vae_blocks(groups: int, layers: int) -> dict:
+    """The blocks of models/cogvideox-2b.yaml's decoder (the reasons for each are in that file's comments)."""
+    frame_conv = [op("frames_first", "transpose", "x", perm=[0, 2, 1, 3, 4]),
+                  op("images", "reshape", "frames_first", shape=["d0 * d1", "d2", "d3", "d4"]),
+                  op("conv", "conv2d", "images", out_channels="dim(x, 1)", kernel=3, padding=1),
+                  op("split_frames", "reshape", "conv", shape=["dim(x, 0)", "dim(x, 2)", "d1", "d2", "d3"]),
+                  op("out", "transpose", "split_frames", perm=[0, 2, 1, 3, 4])]
+    return {
+        # CogVideoXSpatialNorm3D: GroupNorm(f) * conv_y(zq) + conv_b(zq), zq the latent interpolated to f's size
+        "SpatialNorm": {"inputs": ["f", "zq"], "outputs": ["out"], "ops": [
+            op("z_first", "slice", "zq", axis=2, start=0, stop=1),
+            op("z_rest", "slice", "zq", axis=2, start=1, stop="dim(zq, 2)"),
+            op("up_first", "upsample", "z_first", scale=[1, "dim(f, 3) / dim(zq, 3)", "dim(f, 4) / dim(zq, 4)"]),
+            op("up_rest", "upsample", "z_rest", scale=["(dim(f, 2) - 1) / (dim(zq, 2) - 1)", "dim(f, 3) / dim(zq, 3)",
+                                                       "dim(f, 4) / dim(zq, 4)"]),
+            op("zq_f", "concat", ["up_first", "up_rest"], axis=2),
+            op("conv_y", "conv3d", "zq_f", out_channels="dim(f, 1)", kernel=1, cache="dim(zq_f, 2)"),
+            op("conv_b", "conv3d", "zq_f", out_channels="dim(f, 1)", kernel=1, cache="dim(zq_f, 2)"),
+            op("norm", "group_norm", "f", groups=groups),
+            op("scaled", "mul", ["norm", "conv_y"]), op("out", "add", ["scaled", "conv_b"])]},
+        # CogVideoXResnetBlock3D with spatial norms; CogVideoXCausalConv3d: 2 frames before (cache 2)
+        "CogResBlock": {"args": {"cout": None, "shortcut": 0}, "inputs": ["x", "zq"], "outputs": ["out"], "ops": [
+            block("norm1", "SpatialNorm", ["x", "zq"]), op("act1", "silu", "norm1"),
+            op("conv1", "conv3d", "act1", out_channels="cout", kernel=3, padding=1, cache=2),
+            block("norm2", "SpatialNorm", ["conv1", "zq"]), op("act2", "silu", "norm2"),
+            op("conv2", "conv3d", "act2", out_channels="cout", kernel=3, padding=1, cache=2),
+            op("shortcut", "conv3d", "x", out_channels="cout", kernel=1, when="shortcut"),
+            op("out", "add", ["shortcut", "conv2"])]},
+        # CogVideoXUpsample3D with compress_time: t -> 2t - 1 (odd t: the first frame in space only) or 2t
+        "UpsampleTime": {"inputs": ["x"], "outputs": ["out"], "ops": [
+            op("x_first", "slice", "x", axis=2, start=0, stop=1),
+            op("x_rest", "slice", "x", axis=2, start=1, stop="dim(x, 2)"),
+            op("up_first", "upsample", "x_first", scale=["2 - dim(x, 2) % 2", 2, 2]),
+            op("up_rest", "upsample", "x_rest", scale=[2, 2, 2]),
+            op("up", "concat", ["up_first", "up_rest"], axis=2),
+            block("block", "FrameConv", "up"), op("out", "identity", "block")]},
+        "UpsampleSpace": {"inputs": ["x"], "outputs": ["out"], "ops": [
+            op("up", "upsample", "x", scale=[1, 2, 2]), block("out", "FrameConv", "up")]},
+        "FrameConv": {"inputs": ["x"], "outputs": ["out"], "ops": frame_conv},
+        # CogVideoXUpBlock3D: layers_per_block + 1 resnets (the upsampler is placed by the decoder)
+        "CogUpBlock": {"args": {"cout": None, "shortcut": 0}, "inputs": ["x", "zq"], "outputs": ["out"], "ops": [
+            block("res0", "CogResBlock", ["x", "zq"], {"cout": "cout", "shortcut": "shortcut"}),
+            block("res1", "CogResBlock", ["res0", "zq"], {"cout": "cout"}, repeat=layers),
+            op("out", "identity", "res1")]},
+    }
+
+
+@network("AutoencoderKLCogVideoX")
+def cogvideox_vae(config: Config, sample: str = "latents") -> Part:
+    """AutoencoderKLCogVideoX._decode as CogVideoXPipeline calls it (no tiling): the latents [B, T, C, h, w] in
+    batches of 2 latent frames (the first takes T mod 2 more), one CogVideoXDecoder3D call each with the conv
+    caches of the previous one (iteration i), the outputs concatenated."""
+    for key, allowed, default in (("act_fn", ("silu",), "silu"), ("use_post_quant_conv", (False,), False)):
+        config.expect(key, allowed, default)
+    channels = config.ints("block_out_channels", default=[128, 256, 256, 512])
+    n, z = len(channels), config.int("latent_channels", 16)
+    if config.has("up_block_types") and config.strs("up_block_types", n) != ["CogVideoXUpBlock3D"] * n:
+        raise config.error("up_block_types", "only CogVideoXUpBlock3D is supported (as CogVideoXDecoder3D)")
+    groups, layers = config.int("norm_num_groups", 32), config.int("layers_per_block", 3)
+    for c in channels:
+        if c % groups:
+            raise config.error("norm_num_groups", f"{groups} groups do not divide {c} channels")
+    ratio = config.get("temporal_compression_ratio", 4)
+    levels = {1: 0, 2: 1, 4: 2, 8: 3}.get(ratio)
+    if levels is None or levels > n - 1:
+        raise config.error("temporal_compression_ratio", f"expected 1, 2, 4 or 8 (at most 2^{n - 1}), "
+                                                         f"got {ratio}")
+    spatial, temporal, pair = 2 ** (n - 1), int(ratio), COG_FRAME_BATCH
+    dims = channels[::-1]
+    ops = [op("batch_frames", "slice", sample, axis=1, start=f"{pair} * i + if(i > 0, T % {pair}, 0)",
+              stop=f"{pair} * i + {pair} + T % {pair}"),
+           op("channels_first", "transpose", "batch_frames", perm=[0, 2, 1, 3, 4]),
+           op("z", "scale", "channels_first"),                            # latents / scaling_factor
+           op("conv_in", "conv3d", "z", out_channels=dims[0], kernel=3, padding=1, cache=2),
+           block("mid", "CogResBlock", ["conv_in", "z"], {"cout": dims[0]}, repeat=COG_MID_LAYERS)]
+    prev, width = "mid", dims[0]
+    for i, cout in enumerate(dims):
+        ops.append(block(f"up{i}", "CogUpBlock", [prev, "z"], {"cout": cout} | ({"shortcut": 1} if width != cout
+                                                                                 else {})))
+        prev, width = f"up{i}", cout
+        if i != n - 1:
+            ops.append(block(f"up{i}_us", "UpsampleTime" if i < levels else "UpsampleSpace", prev))
+            prev = f"up{i}_us"
+    ops += [block("norm_out", "SpatialNorm", [prev, "z"]), op("act_out", "silu", "norm_out"),
+            op("conv_out", "conv3d", "act_out", out_channels=config.int("out_channels", 3), kernel=3, padding=1,
+               cache=2),
+            # torch.cat(dec, dim=2): each call's frames join those of the earlier calls
+            op("earlier", "slice", "decoded", axis=2, start=0, stop=f"max(1, {pair * temporal} * i + T % {pair})"),
+            op("video", "concat", ["earlier", "conv_out"], axis=2)]
+    latent_frames = f"(frames - 1) / {temporal} + 1"
+    facts = {"role": "decoder", "family": "ttv", "factor": spatial, "temporal": temporal, "latent_channels": z,
+             "repeat": f"max(({latent_frames}) // {pair}, 1)", "iteration": "i",
+             "bind": {"T": latent_frames},
+             "main_input": {sample: {"shape": ["B", "T", z, f"height / {spatial}", f"width / {spatial}"]}},
+             "params": {"height": {"default": config.int("sample_height", 480), "min": spatial,
+                                   "help": "output height in pixels"},
+                        "width": {"default": config.int("sample_width", 720), "min": spatial,
+                                  "help": "output width in pixels"},
+                        "frames": {"default": COG_FRAMES, "min": 1, "help": "video frames decoded"}}}
+    decoded = {"decoded": {"shape": ["B", config.int("out_channels", 3), "frames", "height", "width"]}}
+    return Part(cog_vae_blocks(groups, layers), decoded, ops, "video", facts)
+
+
+# ------------------------------------------------------------------------------------------------------- LTX
+
+# AutoencoderKLLTXVideo.__init__ (diffusers 0.42 autoencoder_kl_ltx.py): tile_sample_min_height/width 512,
+# tile_sample_stride_height/width 448 for enable_tiling; not config fields
+LTX_TILING = {"tile": 512, "stride": 448}
+
+
+def ltx_vae_blocks() -> dict:
+    """The blocks of models/ltx-video.yaml's decoder (the reasons for each are in that file's comments)."""
+    width_changes = "dim(x, 1) != cout"
+    return {
+        "ChannelRMSNorm": {"args": {"affine": 0}, "inputs": ["x"], "outputs": ["out"], "ops": [
+            op("channels_last", "transpose", "x", perm=[0, 2, 3, 4, 1], copy=False),
+            op("norm", "rms_norm", "channels_last", affine="affine"),
+            op("out", "transpose", "norm", perm=[0, 4, 1, 2, 3], copy=False)]},
+        # LTXVideoResnetBlock3d (non-causal: one replicated frame each side, a padding-1 Conv3d in FLOPs and size)
+        "LTXResBlock": {"args": {"cout": None}, "inputs": ["x"], "outputs": ["out"], "ops": [
+            block("norm1", "ChannelRMSNorm", "x"), op("act1", "silu", "norm1"),
+            op("conv1", "conv3d", "act1", out_channels="cout", kernel=3, padding=1),
+            block("norm2", "ChannelRMSNorm", "conv1"), op("act2", "silu", "norm2"),
+            op("conv2", "conv3d", "act2", out_channels="cout", kernel=3, padding=1),
+            op("x_last", "transpose", "x", perm=[0, 2, 3, 4, 1], copy=False, when=width_changes),
+            op("norm3", "layer_norm", "x_last", when=width_changes),
+            op("x_first", "transpose", "norm3", perm=[0, 4, 1, 2, 3], copy=False, when=width_changes),
+            op("shortcut", "conv3d", "x_first", out_channels="cout", kernel=1, when=width_changes),
+            op("out", "add", ["shortcut", "conv2"])]},
+        # LTXVideoUpsampler3d, stride (2, 2, 2): Conv3d(C, 8C, 3), depth-to-space, the first frame dropped
+        "LTXUpsampler": {"inputs": ["x"], "outputs": ["out"], "ops": [
+            op("conv", "conv3d", "x", out_channels="8 * dim(x, 1)", kernel=3, padding=1),
+            op("sub_pixels", "reshape", "conv", shape=["dim(x, 0)", "dim(x, 1)", 2, 2, 2, "dim(x, 2)", "dim(x, 3)",
+                                                       "dim(x, 4)"]),
+            op("depth_to_space", "transpose", "sub_pixels", perm=[0, 1, 5, 2, 6, 3, 7, 4]),
+            op("upsampled", "reshape", "depth_to_space", shape=["d0", "d1", "d2 * d3", "d4 * d5", "d6 * d7"]),
+            op("out", "slice", "upsampled", axis=2, start=1, stop="dim(upsampled, 2)")]},
+    }
+
+
+@network("AutoencoderKLLTXVideo")
+def ltx_vae(config: Config, sample: str = "latents") -> Part:
+    """AutoencoderKLLTXVideo.decode (0.9.0 decoder: non-causal, no timestep conditioning) after the pipeline's
+    de-normalisation: conv_in, the mid block, the up blocks (a width-changing resnet, the 2x2x2 depth-to-space
+    upsampler, resnets), RMSNorm, conv_out to colours x patch x patch, unpatchify; one pass over the whole video."""
+    for key, allowed, default in (("timestep_conditioning", (False,), False), ("decoder_causal", (False,), False),
+                                  ("patch_size_t", (1,), 1)):
+        config.expect(key, allowed, default)
+    channels = config.ints("decoder_block_out_channels", default=[128, 256, 512, 512])
+    n = len(channels)
+    layers = config.ints("decoder_layers_per_block", n + 1, default=[4, 3, 3, 3, 4])
+    scaling = config.get("decoder_spatio_temporal_scaling", [True, True, True, False])
+    if not isinstance(scaling, list) or len(scaling) != n or not all(isinstance(v, bool) for v in scaling):
+        raise config.error("decoder_spatio_temporal_scaling", f"expected {n} true/false values (one per level)")
+    for key, plain in (("decoder_inject_noise", False), ("upsample_residual", False), ("upsample_factor", 1)):
+        value = config.get(key, [plain] * n)
+        if not isinstance(value, list) or any(v != plain or isinstance(v, bool) != isinstance(plain, bool)
+                                              for v in value):
+            raise config.error(key, f"only {str(plain).lower()} at every level is supported (the LTX-Video 0.9.0 "
+                                    "decoder)")
+    z, p = config.int("latent_channels", 128), config.int("patch_size", 4)
+    up = 2 ** sum(scaling)
+    spatial, temporal = p * up, up
+    dims, layers, scaling = channels[::-1], layers[::-1], scaling[::-1]
+    # _denormalize_latents: latents * std / scaling_factor + mean (per channel)
+    ops = [op("unscale", "scale", sample), parameter("latents_mean", [1, z, 1, 1, 1], learned=False),
+           op("z", "add", ["unscale", "latents_mean"]),
+           op("conv_in", "conv3d", "z", out_channels=dims[0], kernel=3, padding=1),
+           block("mid", "LTXResBlock", "conv_in", {"cout": dims[0]}, repeat=layers[0])]
+    prev, width = "mid", dims[0]
+    for i, cout in enumerate(dims):
+        if cout != width:   # LTXVideoUpBlock3d.conv_in: a resnet that changes the width
+            ops.append(block(f"up{i}_in", "LTXResBlock", prev, {"cout": cout}))
+            prev = f"up{i}_in"
+        if scaling[i]:
+            ops.append(block(f"up{i}_us", "LTXUpsampler", prev))
+            prev = f"up{i}_us"
+        ops.append(block(f"up{i}", "LTXResBlock", prev, {"cout": cout}, repeat=layers[i + 1]))
+        prev, width = f"up{i}", cout
+    colours = config.int("out_channels", 3)
+    ops += [block("norm_out", "ChannelRMSNorm", prev), op("act_out", "silu", "norm_out"),
+            op("conv_out", "conv3d", "act_out", out_channels=colours * p * p, kernel=3, padding=1),
+            # unpatchify: [B, C, 1, p, p, F, h, w] -> [B, C, F, p h, p w]
+            op("patches", "reshape", "conv_out", shape=["d0", colours, 1, p, p, "d2", "d3", "d4"]),
+            op("pixels_grid", "transpose", "patches", perm=[0, 1, 5, 2, 6, 4, 7, 3]),
+            op("video", "reshape", "pixels_grid", shape=["d0", "d1", "d2 * d3", "d4 * d5", "d6 * d7"])]
+    facts = {"role": "decoder", "family": "ttv", "factor": spatial, "temporal": temporal, "latent_channels": z,
+             "tiling": dict(LTX_TILING), "bind": {"T": f"(frames - 1) / {temporal} + 1"},
+             "main_input": {sample: {"shape": ["B", z, "T", f"height / {spatial}", f"width / {spatial}"]}},
+             # LTXPipeline.__call__ defaults: 512 x 704, 161 frames
+             "params": {"height": {"default": 512, "min": spatial, "help": "output height in pixels"},
+                        "width": {"default": 704, "min": spatial, "help": "output width in pixels"},
+                        "frames": {"default": 161, "min": 1, "help": "video frames decoded"}}}
+    return Part(ltx_vae_blocks(), {}, ops, "video", facts)

@@ -15,10 +15,11 @@ import os
 import sys
 
 import torch
-from diffusers import (AutoencoderKL, AutoencoderKLQwenImage, AutoencoderKLWan, CogVideoXTransformer3DModel,
-                       DiTPipeline, DiTTransformer2DModel, DPMSolverMultistepScheduler, EulerDiscreteScheduler,
+from diffusers import (AutoencoderKL, AutoencoderKLCogVideoX, AutoencoderKLLTXVideo, AutoencoderKLQwenImage,
+                       AutoencoderKLWan,                       CogVideoXDDIMScheduler, CogVideoXPipeline, CogVideoXTransformer3DModel, DiTPipeline,
+                       DiTTransformer2DModel, DPMSolverMultistepScheduler, EulerDiscreteScheduler,
                        FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel,
-                       HunyuanVideoTransformer3DModel, LTXVideoTransformer3DModel, MochiTransformer3DModel,
+                       HunyuanVideoTransformer3DModel, LTXPipeline, LTXVideoTransformer3DModel, MochiTransformer3DModel,
                        PixArtAlphaPipeline, PixArtTransformer2DModel, PNDMScheduler, QwenImagePipeline,
                        QwenImageTransformer2DModel, SD3Transformer2DModel, StableDiffusion3Pipeline,
                        StableDiffusionPipeline, StableDiffusionXLPipeline, TextToVideoSDPipeline, UNet2DConditionModel,
@@ -33,11 +34,11 @@ from common import count_params, measure  # noqa: E402
 from dit import CLIP_G, CLIP_L, DIT, FLUX, PIXART, SD3, T5_XXL, VAE4, VAE16  # noqa: E402
 from llama import CONFIGS as LLAMA  # noqa: E402
 from models2025 import HY_DIT, MIXTRAL, QWEN_DIT, QWEN_LM, QWEN_VAE, SD35_LARGE  # noqa: E402
-from video2025 import (LTX, MOCHI, UMT5_XXL, WAN, WAN_COMMON, WAN_VAE, AllTokensMochiProcessor,  # noqa: E402
+from video2025 import (LTX, LTX_VAE, MOCHI, UMT5_XXL, WAN, WAN_COMMON, WAN_VAE, AllTokensMochiProcessor,  # noqa: E402
                        _mochi_rope_without_autocast)
 from sd15 import CLIP_CFG, UNET_CFG  # noqa: E402
 from unet_diffusion import SD21_UNET, SD_VAE, SDXL_UNET  # noqa: E402
-from video import COG, COG_COMMON, MS_TEXT, MS_UNET  # noqa: E402
+from video import COG, COG_COMMON, COG_VAE, MS_TEXT, MS_UNET  # noqa: E402
 from video import SD_VAE as MS_VAE  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -136,7 +137,10 @@ def save_builtins():
         pipeline(os.path.join(OUT, name), WanPipeline, UniPCMultistepScheduler(),
                  dict(vae=diffusers_model(AutoencoderKLWan, WAN_VAE), text_encoder=umt5(UMT5_XXL),
                       transformer=diffusers_model(WanTransformer3DModel, dict(WAN_COMMON, **extra))))
-    diffusers_model(LTXVideoTransformer3DModel, LTX).save_config(os.path.join(OUT, "ltx-video", "transformer"))
+    # Lightricks/LTX-Video 0.9.0 (video2025.py's configs)
+    pipeline(os.path.join(OUT, "ltx-video"), LTXPipeline, FlowMatchEulerDiscreteScheduler(),
+             dict(vae=diffusers_model(AutoencoderKLLTXVideo, LTX_VAE), text_encoder=t5(T5_XXL),
+                  transformer=diffusers_model(LTXVideoTransformer3DModel, LTX)))
     diffusers_model(MochiTransformer3DModel, MOCHI).save_config(os.path.join(OUT, "mochi-1", "transformer"))
     diffusers_model(HunyuanVideoTransformer3DModel, HY_DIT).save_config(
         os.path.join(OUT, "hunyuanvideo", "transformer"))
@@ -147,9 +151,10 @@ def save_builtins():
     pipeline(os.path.join(OUT, "qwen-image"), QwenImagePipeline, FlowMatchEulerDiscreteScheduler(),
              dict(vae=diffusers_model(AutoencoderKLQwenImage, QWEN_VAE), text_encoder=qwen_vl,
                   transformer=diffusers_model(QwenImageTransformer2DModel, QWEN_DIT)))
-    for name, extra in COG.items():
-        diffusers_model(CogVideoXTransformer3DModel, dict(COG_COMMON, **extra)).save_config(
-            os.path.join(OUT, name, "transformer"))
+    for name, extra in COG.items():   # THUDM/CogVideoX-2b and -5b (video.py's configs)
+        pipeline(os.path.join(OUT, name), CogVideoXPipeline, CogVideoXDDIMScheduler(),
+                 dict(vae=diffusers_model(AutoencoderKLCogVideoX, COG_VAE), text_encoder=t5(T5_XXL),
+                      transformer=diffusers_model(CogVideoXTransformer3DModel, dict(COG_COMMON, **extra))))
     with torch.device("meta"):   # mistralai/Mixtral-8x7B-v0.1, released in bfloat16
         save_transformers(MixtralForCausalLM(MixtralConfig(**MIXTRAL, dtype="bfloat16")),
                           os.path.join(OUT, "mixtral-8x7b"))
