@@ -116,16 +116,19 @@ def read_config(path: Path, cls: str | None = None) -> Config:
 
 def supported() -> str:
     """The supported classes, families folded by their common suffix or prefix so the one-line error stays short:
-    `...Transformer3DModel (CogVideoX, HunyuanVideo, ...)`, `AutoencoderKL... (QwenImage, Wan)`."""
+    `...Transformer3DModel (CogVideoX, HunyuanVideo, ...)`, `AutoencoderKL... (QwenImage, Wan)`,
+    `CLIPTextModel(WithProjection)`."""
     groups, rest, prefixed = {}, [], {}
+    suffixes = ("Transformer2DModel", "Transformer3DModel", "ForCausalLM", "EncoderModel", "ConditionModel")
     for name in sorted(builders()):
-        suffix = next((s for s in ("Transformer2DModel", "Transformer3DModel", "ForCausalLM") if name.endswith(s)
-                       and name != s), None)
+        suffix = next((s for s in suffixes if name.endswith(s) and name != s), None)
         prefix = next((s for s in ("AutoencoderKL",) if name.startswith(s) and name != s), None)
         if suffix:
             groups.setdefault(suffix, []).append(name[:-len(suffix)])
         elif prefix:
             prefixed.setdefault(prefix, []).append(name[len(prefix):])
+        elif rest and name.startswith(rest[-1]):   # a variant of the class before it
+            rest[-1] += f"({name[len(rest[-1]):]})"
         else:
             rest.append(name)
     return ", ".join(rest + [f"{s}... ({', '.join(p)})" for s, p in prefixed.items()] +

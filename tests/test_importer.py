@@ -63,6 +63,11 @@ ROUND_TRIPS = {
     "wan21-1.3b": {"height": 720, "width": 1280, "frames": 33, "cfg": False},
     "wan21-14b": {"batch": 2, "frames": 17, "steps": 4},
     "qwen-image": {"height": 1024, "width": 768, "text_tokens": 256, "cfg": False},
+    # an even number of latent frames (8): the CogVideoX decoder's frame batches all of 2
+    "cogvideox-2b": {"height": 320, "width": 512, "frames": 29, "batch": 2},
+    "ltx-video": {"height": 480, "width": 832, "frames": 97, "cfg": False},
+    # true CFG on (a doubled transformer batch and negative prompts), 4 temporal tiles of the decoder
+    "hunyuanvideo": {"height": 544, "width": 960, "frames": 61, "cfg": True, "text_tokens": 128},
 }
 SAMPLER_DIFFERS = {"dit-xl-2", "pixart-alpha"}
 
@@ -111,6 +116,21 @@ def test_imported_sd35_pipeline_equals_builtin(tmp_path):
         assert_same(ours, builtin)
 
 
+@pytest.mark.parametrize("name, settings, other", [
+    # the CogVideoX-5b model card runs it in bfloat16 (CogVideoXPipeline's example: the 2B model in float16)
+    ("cogvideox-5b", {"dtype": "bf16"}, {"frames": 17, "batch": 2}),
+    # the built-in Mochi runs the genmo reference's 163 frames; MochiPipeline's default is 19
+    ("mochi-1", {"frames": 163}, {"frames": 85, "width": 640, "cfg": False}),
+])
+def test_imported_pipeline_with_model_card_settings(tmp_path, name, settings, other):
+    """Pipelines whose built-in model takes a setting no config field holds: the same model with it set."""
+    for overrides in ({}, other):
+        ours = imported(tmp_path, CONFIGS / name, settings | overrides, f"{name}.yaml")
+        builtin = load_model(name, overrides, attention="math")
+        assert ours.params == builtin.params
+        assert_same(ours, builtin)
+
+
 # one network per class: a single config.json -> a one-stage model, against the built-in model's stage.
 # (config, overrides of the imported model, built-in model, its stage, its overrides)
 SINGLE = {
@@ -151,6 +171,13 @@ SINGLE = {
     # only the language model of Qwen2.5-VL runs (the vision tower sees no image); CFG: batch 2
     "Qwen2_5_VLForConditionalGeneration": ("qwen-image/text_encoder", {"batch": 2}, "qwen-image", "text_encoder",
                                            {}),
+    "AutoencoderKLCogVideoX": ("cogvideox-2b/vae", {}, "cogvideox-2b", "decoder", {}),
+    "AutoencoderKLLTXVideo": ("ltx-video/vae", {}, "ltx-video", "decoder", {}),
+    "AutoencoderKLMochi": ("mochi-1/vae", {"frames": 163}, "mochi-1", "decoder", {}),
+    "AutoencoderKLHunyuanVideo": ("hunyuanvideo/vae", {}, "hunyuanvideo", "decoder", {}),
+    # HunyuanVideo's Llama encoder runs the 95-token template prefix before the 256 prompt tokens
+    "LlamaModel": ("hunyuanvideo/text_encoder", {"text_tokens": 95 + 256}, "hunyuanvideo", "text_encoder", {}),
+    "CLIPTextModel-pooled": ("hunyuanvideo/text_encoder_2", {}, "hunyuanvideo", "text_encoder_2", {}),
 }
 
 
@@ -263,6 +290,28 @@ MUTATED = {
     # experts; random weights on the CPU (routing cannot run on meta; every token reaches exactly top_k experts, so
     # the count does not depend on the routing), input_ids [1, 48], logits_to_keep=1
     "mixtral": ({"prompt_tokens": 48}, 3_858_688, (0, 180_113_408, 4_718_592)),
+    # the VAE decoders of the CogVideoX, LTX-Video, Mochi and HunyuanVideo pipelines, vae.decode(z) on the meta device
+    # (count_mutated_video_pipelines); params = decoder + post_quant_conv where the VAE has one.
+    # AutoencoderKLCogVideoX with block_out_channels (32, 64, 64), layers_per_block 1, 8 latent channels, 16 groups,
+    # temporal_compression_ratio 2; z [1, 8, 5, 16, 16] (9 frames at 64 px): decoder calls on latent frames 0-2 and
+    # 3-4 with conv caches
+    "cog-vae": ({"height": 64, "width": 64, "frames": 9}, 1_577_859, (24_708_644_864, 0, 0)),
+    # AutoencoderKLLTXVideo with decoder_block_out_channels (32, 64, 64), decoder_layers_per_block (1, 2, 1, 2),
+    # two of three levels upsampling (16x space with patch 4, 4x time), 16 latent channels; z [1, 16, 3, 4, 4]
+    # (9 frames at 64 px, one pass)
+    "ltx-vae": ({"height": 64, "width": 64, "frames": 9}, 2_423_056, (1_076_264_960, 0, 0)),
+    # AutoencoderKLMochi with decoder_block_out_channels (32, 64, 64, 96), layers_per_block (1, 1, 2, 1, 1),
+    # temporal_expansions (1, 2, 2), spatial_expansions (1, 2, 2), 8 latent channels; z [1, 8, 3, 8, 8] (9 frames at
+    # 32 px, one pass); linear = the depth-to-space projections and proj_out
+    "mochi-vae": ({"height": 32, "width": 32, "frames": 9}, 1_802_659, (8_536_227_840, 172_228_608, 0)),
+    # AutoencoderKLHunyuanVideo with block_out_channels (32, 64, 64), layers_per_block 1, 16 groups, 8 latent
+    # channels, spatial_compression_ratio 4; z [1, 8, 9, 16, 16] (33 frames at 64 px): frame-wise decoding in
+    # temporal tiles at latent frames 0, 3 and 6; linear and attention = the mid block's one-head attention
+    "hunyuan-vae": ({"height": 64, "width": 64, "frames": 33}, 1_724_875,
+                    (121_314_902_016, 109_051_904, 989_855_744)),
+    # LlamaModel (HunyuanVideo's text encoder, no LM head) with the "llama" widths: vocab 1000, hidden 512,
+    # intermediate 1376, 3 layers, 8 heads, 2 key/value heads (eager attention); input_ids [2, 40]
+    "llama-model": ({"batch": 2, "text_tokens": 40}, 8_822_272, (0, 1_329_070_080, 19_660_800)),
 }
 
 
@@ -311,7 +360,8 @@ def test_bad_configs_name_the_file_and_key(tmp_path):
     text = error_of(bad / "unknown_class.json")
     assert "_class_name" in text and "UNet2DConditionModel" in text and "ForCausalLM (Llama, Mixtral)" in text
     # one line, whatever the registry holds: families folded by suffix or prefix keep it short
-    assert "\n" not in text and "AutoencoderKL... (QwenImage, Wan)" in text and len(supported()) < 450
+    assert "\n" not in text and "AutoencoderKL... (CogVideoX, HunyuanVideo, LTXVideo, Mochi, QwenImage, Wan)" in text
+    assert len(supported()) < 450
     assert "malformed.json:4: malformed JSON" in error_of(bad / "malformed.json")
     assert "class_embed_type" in error_of(bad / "unsupported_value.json")
 
@@ -323,6 +373,28 @@ def test_pipeline_components_must_agree(tmp_path):
     (folder / "unet" / "config.json").write_text(json.dumps(dict(unet, cross_attention_dim=1024), indent=2))
     text = error_of(folder)
     assert "unet/config.json" in text and "cross_attention_dim" in text and "768" in text
+
+
+@pytest.mark.parametrize("name, part, change, expected", [
+    # the transformer's text width against the T5 encoder's d_model
+    ("ltx-video", "transformer", {"caption_channels": 2048}, ("transformer/config.json", "caption_channels",
+                                                               "4096")),
+    # the VAE's causal decoder upsamples time by powers of two only
+    ("cogvideox-2b", "vae", {"temporal_compression_ratio": 3}, ("vae/config.json", "temporal_compression_ratio",
+                                                                 "got 3")),
+    ("hunyuanvideo", "vae", {"norm_num_groups": 48}, ("vae/config.json", "norm_num_groups",
+                                                       "48 groups do not divide 128 channels")),
+    ("mochi-1", "vae", {"temporal_expansions": [1, 2]}, ("vae/config.json", "temporal_expansions", "3 positive")),
+    ("hunyuanvideo", "text_encoder", {"num_key_value_heads": 5}, ("text_encoder/config.json", "num_key_value_heads",
+                                                                   "5 key/value heads do not divide 32")),
+])
+def test_video_pipeline_errors_name_the_file_and_key(tmp_path, name, part, change, expected):
+    folder = tmp_path / name
+    shutil.copytree(CONFIGS / name, folder)
+    path = folder / part / "config.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | change, indent=2))
+    text = error_of(folder)
+    assert "\n" not in text and all(e in text for e in expected), text
 
 
 def test_cli_writes_a_model_that_runs(tmp_path, capsys):

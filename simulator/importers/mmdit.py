@@ -304,7 +304,7 @@ def hunyuan_blocks() -> dict:
 
 
 @network("HunyuanVideoTransformer3DModel")
-def hunyuan(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACTOR) -> Part:
+def hunyuan(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACTOR, t: int | None = None) -> Part:
     for key, allowed, default in (("qk_norm", ("rms_norm",), "rms_norm"), ("mlp_ratio", (4, 4.0), 4.0),
                                   ("image_condition_type", (None,), None), ("patch_size_t", (1,), 1)):
         config.expect(key, allowed, default)
@@ -360,7 +360,7 @@ def hunyuan(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACTOR)
             op("patches", "reshape", "proj_out", shape=["d0", "T", f"height / {g}", f"width / {g}", cout, 1, p, p]),
             op("patches_perm", "transpose", "patches", perm=[0, 4, 1, 5, 2, 6, 3, 7]),
             op("velocity", "reshape", "patches_perm", shape=["d0", cout, "T", f"height / {f}", f"width / {f}"])]
-    t = HUNYUAN_DEFAULTS["temporal"]
+    t = t or HUNYUAN_DEFAULTS["temporal"]   # the VAE's, where a pipeline gives it
     facts = {"role": "denoiser", "family": "ttv", "channels": cin, "context_dim": text,
              "bind": {"T": f"(frames - 1) / {t} + 1",
                       "N": f"((frames - 1) / {t} + 1) * (height / {g}) * (width / {g})"},

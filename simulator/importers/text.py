@@ -201,3 +201,42 @@ def qwen25_vl(config: Config) -> Part:
              "params": {"text_tokens": {"default": tokens, "min": 1, "help": "prompt tokens (the encoder also runs "
                                         f"the {QWEN_TEMPLATE_TOKENS}-token template prefix)"}}}
     return Part({"Layer": layer}, {}, ops, "prompt_embeds", facts)
+
+
+@network("LlamaModel")
+def llama_model(config: Config) -> Part:
+    """transformers LlamaModel as a text encoder (HunyuanVideo's, the language model of llava-llama-3-8b): token
+    embedding, LlamaDecoderLayers (bias-free q/k/v/o, grouped-query causal attention with RoPE, SwiGLU), the final
+    RMSNorm; no LM head. Pipelines that read an earlier layer's hidden state still run every layer."""
+    for key, allowed, default in (("hidden_act", ("silu",), "silu"), ("attention_bias", (False,), False),
+                                  ("mlp_bias", (False,), False)):
+        config.expect(key, allowed, default)
+    d = config.int("hidden_size")
+    heads = heads_of(config, "hidden_size", "num_attention_heads", "head_dim")
+    kv_heads = config.int("num_key_value_heads", heads)
+    if heads % kv_heads:
+        raise config.error("num_key_value_heads", f"{kv_heads} key/value heads do not divide {heads} query heads")
+    layer = {"args": {"d": None, "heads": None, "kv_heads": None, "ff": None}, "inputs": ["x"], "outputs": ["out"],
+             "ops": [
+        op("input_norm", "rms_norm", "x"),
+        op("q", "linear", "input_norm", out_features="d", bias=False),
+        op("k", "linear", "input_norm", out_features="kv_heads * d / heads", bias=False),
+        op("v", "linear", "input_norm", out_features="kv_heads * d / heads", bias=False),
+        op("q_rope", "rope", "q"), op("k_rope", "rope", "k"),
+        op("attn", "attention", ["q_rope", "k_rope", "v"], heads="heads", kv_heads="kv_heads", causal=True),
+        op("o", "linear", "attn", out_features="d", bias=False), op("res1", "add", ["x", "o"]),
+        op("post_norm", "rms_norm", "res1"),
+        op("gate", "linear", "post_norm", out_features="ff", bias=False),
+        op("up", "linear", "post_norm", out_features="ff", bias=False),
+        op("act", "silu", "gate"), op("swiglu", "mul", ["act", "up"]),
+        op("down", "linear", "swiglu", out_features="d", bias=False), op("out", "add", ["res1", "down"])]}
+    ops = [op("embed_tokens", "embedding", "tokens", num_embeddings=config.int("vocab_size"), dim=d),
+           block("layers", "Layer", "embed_tokens", {"d": d, "heads": heads, "kv_heads": kv_heads,
+                                                     "ff": config.int("intermediate_size")},
+                 repeat=config.int("num_hidden_layers")),
+           op("norm", "rms_norm", "layers")]
+    tokens = 256   # HunyuanVideoPipeline's max_sequence_length (a config has no prompt length)
+    facts = {"role": "text_encoder", "hidden": d, "max_tokens": tokens, "hidden_out": "norm",
+             "main_input": {"tokens": {"shape": ["B", "text_tokens"], "dtype": "int64"}},
+             "params": {"text_tokens": {"default": tokens, "min": 1, "help": "text encoder sequence length in tokens"}}}
+    return Part({"Layer": layer}, {}, ops, "norm", facts)

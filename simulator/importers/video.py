@@ -511,7 +511,7 @@ MOCHI_DEFAULTS = {"height": 480, "width": 848, "frames": 19, "temporal": 6, "poo
 
 
 @network("MochiTransformer3DModel")
-def mochi(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACTOR) -> Part:
+def mochi(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACTOR, t: int | None = None) -> Part:
     for key, allowed, default in (("qk_norm", ("rms_norm",), "rms_norm"), ("activation_fn", ("swiglu",), "swiglu")):
         config.expect(key, allowed, default)
     heads = config.int("num_attention_heads")
@@ -565,7 +565,7 @@ def mochi(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACTOR) -
             op("velocity", "reshape", "unpatch", shape=["d0", "d1", "d2", "d3 * d4", "d5 * d6"])]
     inputs = {"text": {"shape": ["B", "text_tokens", text]}, "timestep": {"shape": ["B"], "dtype": "fp32"}}
     facts = {"role": "denoiser", "family": "ttv", "channels": cin, "context_dim": text,
-             "bind": {"T": f"(frames - 1) / {MOCHI_DEFAULTS['temporal']} + 1"},
+             "bind": {"T": f"(frames - 1) / {t or MOCHI_DEFAULTS['temporal']} + 1"},   # the VAE's, from a pipeline
              "main_input": {sample: {"shape": ["B", cin, "T", f"height / {f}", f"width / {f}"]}},
              "params": {"height": {"default": MOCHI_DEFAULTS["height"], "min": g, "help": "output height in pixels"},
                         "width": {"default": MOCHI_DEFAULTS["width"], "min": g, "help": "output width in pixels"},

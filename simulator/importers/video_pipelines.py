@@ -129,7 +129,7 @@ def qwen_image(cls: str, folder, part_of, out) -> dict:
                       f"guidance, {vae.cls} decoder", folder)
 
 
-def batched_cfg_denoiser(net: Config, denoiser: Part, description: str) -> dict:
+def batched_cfg_denoiser(denoiser: Part, description: str) -> dict:
     """The denoiser stage of a pipeline that runs the negative and the positive prompt as one batch
     (`torch.cat([latents] * 2)`), then guidance (negative half first) and the sampler's update."""
     latent_in = denoiser.facts["main_input"]
@@ -141,14 +141,16 @@ def batched_cfg_denoiser(net: Config, denoiser: Part, description: str) -> dict:
             "ops": ops + sampler("guided")}
 
 
-def video_params(denoiser: Part, steps: int, dtype: str, text_tokens: dict | None = None) -> dict:
+def video_params(denoiser: Part, steps: int, dtype: str, cfg: bool = True) -> dict:
+    """A text-to-video pipeline's workload: size, frames and text tokens from its transformer, the rest from its
+    __call__ defaults."""
     params = {"batch": {"default": 1, "min": 1, "help": "videos generated together (batch size)"}}
     params |= {k: denoiser.facts["params"][k] for k in ("height", "width", "frames")}
     return params | {"steps": {"default": steps, "min": 1, "help": "sampling steps of the main generator (one model "
                                                                     "evaluation each)"},
-                     "cfg": {"default": True, "type": "bool", "help": "switches classifier-free guidance on or off; "
+                     "cfg": {"default": cfg, "type": "bool", "help": "switches classifier-free guidance on or off; "
                              "the guidance scale does not change the cost"},
-                     "text_tokens": text_tokens or denoiser.facts["params"]["text_tokens"], "dtype": dtype_param(dtype)}
+                     "text_tokens": denoiser.facts["params"]["text_tokens"], "dtype": dtype_param(dtype)}
 
 
 def cogvideox(cls: str, folder, part_of, out) -> dict:
@@ -167,7 +169,7 @@ def cogvideox(cls: str, folder, part_of, out) -> dict:
                                  bind={"B": "batch * (1 + cfg)"})
     _check_width(net, "text_embed_dim", denoiser.facts["context_dim"], encoder.facts["hidden"], "the text encoder")
     out.add(stage, encoder, always=("Layer",))
-    out.add(batched_cfg_denoiser(net, denoiser, f"{net.cls} on text + video tokens, one evaluation per step on the "
+    out.add(batched_cfg_denoiser(denoiser, f"{net.cls} on text + video tokens, one evaluation per step on the "
                                                 "conditional and unconditional batch"), denoiser)
     out.add(decoder_stage(vae, decoder), decoder)
     # CogVideoXPipeline.__call__: num_inference_steps 50, guidance_scale 6 (> 1: CFG on), max_sequence_length 226
@@ -192,7 +194,7 @@ def ltx(cls: str, folder, part_of, out) -> dict:
                                  repeat="1 + cfg", bind={"B": "batch"})
     _check_width(net, "caption_channels", denoiser.facts["context_dim"], encoder.facts["hidden"], "the text encoder")
     out.add(stage, encoder, always=("Layer",))
-    out.add(batched_cfg_denoiser(net, denoiser, f"{net.cls} on T*(H/{decoder.facts['factor']})*(W/"
+    out.add(batched_cfg_denoiser(denoiser, f"{net.cls} on T*(H/{decoder.facts['factor']})*(W/"
                                                 f"{decoder.facts['factor']}) tokens, one evaluation per step on the "
                                                 "unconditional + conditional batch"), denoiser)
     out.add(decoder_stage(vae, decoder), decoder)
@@ -203,4 +205,75 @@ def ltx(cls: str, folder, part_of, out) -> dict:
                       f"{vae.cls} decoder", folder)
 
 
-ASSEMBLERS = {"WanPipeline": wan, "QwenImagePipeline": qwen_image, "CogVideoXPipeline": cogvideox, "LTXPipeline": ltx}
+def mochi(cls: str, folder, part_of, out) -> dict:
+    """MochiPipeline (diffusers 0.42 pipeline_mochi.py): T5 on the prompt and on the negative prompt
+    (max_sequence_length 256), per step the transformer on both latents as one batch, CFG and the Euler update;
+    AutoencoderKLMochi decodes the de-normalised latents in one pass."""
+    net, vae, text = part_of("transformer"), part_of("vae"), part_of("text_encoder")
+    decoder = builders()[vae.cls](vae)
+    denoiser = builders()[net.cls](net, sample="latent", f=decoder.facts["factor"], t=decoder.facts["temporal"])
+    _check_width(net, "in_channels", denoiser.facts["channels"], decoder.facts["latent_channels"],
+                 "the VAE's latent_channels")
+    stage, encoder = _text_stage(text, f"{text.cls}, called on the prompt and (with cfg) on the negative prompt",
+                                 repeat="1 + cfg", bind={"B": "batch"})
+    _check_width(net, "text_embed_dim", denoiser.facts["context_dim"], encoder.facts["hidden"], "the text encoder")
+    out.add(stage, encoder, always=("Layer",))
+    out.add(batched_cfg_denoiser(denoiser, f"{net.cls} on the video tokens + the text tokens, one evaluation "
+                                                "per step on the unconditional + conditional batch"), denoiser)
+    out.add(decoder_stage(vae, decoder), decoder)
+    # MochiPipeline.__call__: num_inference_steps 64, guidance_scale 4.5 (> 1: CFG on), num_frames 19; its
+    # docstring example loads the pipeline in bfloat16
+    return model_file(net, f"{cls} ({folder.name})", "ttv", video_params(denoiser, 64, "bf16"), out.blocks,
+                      out.stages, f"{cls}: {text.cls}, {net.cls} run `steps` times with classifier-free guidance, "
+                      f"{vae.cls} decoder", folder)
+
+
+# HunyuanVideoPipeline (diffusers 0.42 pipeline_hunyuan_video.py): DEFAULT_PROMPT_TEMPLATE's crop_start, the template
+# tokens before the prompt that the Llama encoder runs and the pipeline then drops; the CLIP prompt's
+# max_sequence_length 77
+HUNYUAN_TEMPLATE_TOKENS, HUNYUAN_CLIP_TOKENS = 95, 77
+
+
+def hunyuan_video(cls: str, folder, part_of, out) -> dict:
+    """HunyuanVideoPipeline: the Llama encoder on the template + prompt (its hidden_states[-3], every layer runs;
+    the template prefix cropped), CLIP's pooled output; per step the guidance-distilled transformer (true CFG off
+    by default: true_cfg_scale 1.0), the Euler update; AutoencoderKLHunyuanVideo decodes frame-wise."""
+    net, vae = part_of("transformer"), part_of("vae")
+    llm, clip = part_of("text_encoder"), part_of("text_encoder_2")
+    decoder = builders()[vae.cls](vae)
+    denoiser = builders()[net.cls](net, sample="latent", f=decoder.facts["factor"], t=decoder.facts["temporal"])
+    _check_width(net, "in_channels", denoiser.facts["channels"], decoder.facts["latent_channels"],
+                 "the VAE's latent_channels")
+    cfg_batch = "batch * (1 + cfg)"
+    stage, encoder = _text_stage(llm, f"{llm.cls} on the prompt template + prompt ({HUNYUAN_TEMPLATE_TOKENS} + "
+                                 "text_tokens tokens); the hidden states of the third-last layer, template prefix "
+                                 "cropped", bind={"B": cfg_batch, "L": f"{HUNYUAN_TEMPLATE_TOKENS} + text_tokens"})
+    stage["inputs"]["tokens"] = {"shape": ["B", "L"], "dtype": "int64"}
+    layers = next(o["name"] for o in encoder.ops if o.get("block") == "Layer")
+    stage["ops"].append(op("prompt_embeds", "slice", layers, axis=1, start=HUNYUAN_TEMPLATE_TOKENS, stop="L"))
+    _check_width(net, "text_embed_dim", denoiser.facts["context_dim"], encoder.facts["hidden"], "the text encoder")
+    out.add(stage, encoder, always=("Layer",))
+    pooled = builders()[clip.cls](clip)
+    if clip.cls != "CLIPTextModel":
+        raise clip.error(None, f"{clip.cls}: HunyuanVideoPipeline's text_encoder_2 is a CLIPTextModel")
+    _check_width(net, "pooled_projection_dim", net.int("pooled_projection_dim"), pooled.facts["hidden"],
+                 "text_encoder_2 (its pooled output)")
+    t = HUNYUAN_CLIP_TOKENS
+    out.add({"name": "text_encoder_2", "description": f"{clip.cls}; only the pooled end-of-text embedding is used",
+             "bind": {"B": cfg_batch, "text_tokens": t}, "inputs": pooled.facts["main_input"] | pooled.inputs,
+             "ops": pooled.ops + [op("eos_token", "slice", "final_layer_norm", axis=1, start=t - 1, stop=t),
+                                  op("pooled", "reshape", "eos_token", shape=["d0", "d2"])]}, pooled,
+            always=("Layer",))
+    out.add(batched_cfg_denoiser(denoiser, f"{net.cls} on the video + text tokens, one evaluation per "
+                                                "flow-matching step (guidance embedded)"), denoiser)
+    out.add(decoder_stage(vae, decoder), decoder)
+    # HunyuanVideoPipeline.__call__: num_inference_steps 50, true_cfg_scale 1.0 (no negative batch: the guidance
+    # scale is embedded); its docstring example loads the transformer in bfloat16
+    params = video_params(denoiser, 50, "bf16", cfg=False)
+    return model_file(net, f"{cls} ({folder.name})", "ttv", params, out.blocks, out.stages,
+                      f"{cls}: {llm.cls} + {clip.cls}, {net.cls} run `steps` times (guidance embedded), {vae.cls} "
+                      "decoder", folder)
+
+
+ASSEMBLERS = {"CogVideoXPipeline": cogvideox, "HunyuanVideoPipeline": hunyuan_video, "LTXPipeline": ltx,
+              "MochiPipeline": mochi, "QwenImagePipeline": qwen_image, "WanPipeline": wan}

@@ -422,3 +422,183 @@ def ltx_vae(config: Config, sample: str = "latents") -> Part:
                         "width": {"default": 704, "min": spatial, "help": "output width in pixels"},
                         "frames": {"default": 161, "min": 1, "help": "video frames decoded"}}}
     return Part(ltx_vae_blocks(), {}, ops, "video", facts)
+
+
+# ----------------------------------------------------------------------------------------------------- Mochi
+
+# AutoencoderKLMochi.__init__ (diffusers 0.42 autoencoder_kl_mochi.py): tile_sample_min_height/width 256,
+# tile_sample_stride_height/width 192 for enable_tiling; MochiChunkedGroupNorm3D's num_groups = 32 (every resnet
+# uses the default); not config fields
+MOCHI_TILING = {"tile": 256, "stride": 192}
+MOCHI_GROUPS = 32
+
+
+def mochi_vae_blocks() -> dict:
+    """The blocks of models/mochi-1.yaml's decoder (the reasons for each are in that file's comments)."""
+    return {
+        "FrameGroupNorm": {"inputs": ["x"], "outputs": ["out"], "ops": [
+            op("frames_first", "transpose", "x", perm=[0, 2, 1, 3, 4]),
+            op("images", "reshape", "frames_first", shape=["d0 * d1", "d2", "d3", "d4"]),
+            op("norm", "group_norm", "images", groups=MOCHI_GROUPS),
+            op("split_frames", "reshape", "norm", shape=["dim(x, 0)", "dim(x, 2)", "d1", "d2", "d3"]),
+            op("out", "transpose", "split_frames", perm=[0, 2, 1, 3, 4], copy=False)]},
+        "MochiResBlock": {"inputs": ["x"], "outputs": ["out"], "ops": [
+            block("norm1", "FrameGroupNorm", "x"), op("act1", "silu", "norm1"),
+            op("conv1", "conv3d", "act1", out_channels="dim(x, 1)", kernel=3, padding=1),
+            block("norm2", "FrameGroupNorm", "conv1"), op("act2", "silu", "norm2"),
+            op("conv2", "conv3d", "act2", out_channels="dim(x, 1)", kernel=3, padding=1),
+            op("out", "add", ["x", "conv2"])]},
+        # MochiUpBlock3D's expansion: a per-voxel Linear(C, cout * st * s * s), depth-to-space (time x st, space x s)
+        "DepthToSpace": {"args": {"cout": None, "st": None, "s": 2}, "inputs": ["x"], "outputs": ["out"], "ops": [
+            op("channels_last", "transpose", "x", perm=[0, 2, 3, 4, 1]),
+            op("proj", "linear", "channels_last", out_features="cout * st * s * s"),
+            op("channels_first", "transpose", "proj", perm=[0, 4, 1, 2, 3], copy=False),
+            op("sub_voxels", "reshape", "channels_first", shape=["d0", "cout", "st", "s", "s", "d2", "d3", "d4"]),
+            op("interleave", "transpose", "sub_voxels", perm=[0, 1, 5, 2, 6, 3, 7, 4]),
+            op("out", "reshape", "interleave", shape=["d0", "d1", "d2 * d3", "d4 * d5", "d6 * d7"])]},
+    }
+
+
+@network("AutoencoderKLMochi")
+def mochi_vae(config: Config, sample: str = "latents") -> Part:
+    """AutoencoderKLMochi.decode (one pass, no tiling or frame-wise decoding) after MochiPipeline's de-normalisation:
+    MochiDecoder3D's 1x1x1 conv_in, resnets and depth-to-space up blocks, SiLU and the per-voxel proj_out, then the
+    first temporal - 1 frames dropped (drop_last_temporal_frames)."""
+    for key, allowed, default in (("act_fn", ("silu",), "silu"),):
+        config.expect(key, allowed, default)
+    channels = config.ints("decoder_block_out_channels", default=[128, 256, 512, 768])
+    n = len(channels)
+    layers = config.ints("layers_per_block", n + 1, default=[3, 3, 4, 6, 3])
+    st = config.ints("temporal_expansions", n - 1, default=[1, 2, 3])
+    ss = config.ints("spatial_expansions", n - 1, default=[2, 2, 2])
+    for c in channels:
+        if c % MOCHI_GROUPS:
+            raise config.error("decoder_block_out_channels", f"{MOCHI_GROUPS} groups do not divide {c} channels")
+    z = config.int("latent_channels", 12)
+    spatial, temporal = 1, 1
+    for a, b in zip(st, ss):
+        temporal, spatial = temporal * a, spatial * b
+    ops = [op("unscale", "scale", sample), parameter("latents_mean", [1, z, 1, 1, 1], learned=False),
+           op("z", "add", ["unscale", "latents_mean"]),
+           op("conv_in", "conv3d", "z", out_channels=channels[-1], kernel=1),
+           block("block_in", "MochiResBlock", "conv_in", repeat=layers[-1])]
+    prev = "block_in"
+    for i in range(n - 1):
+        ops += [block(f"up{i}", "MochiResBlock", prev, repeat=layers[-i - 2]),
+                block(f"up{i}_d2s", "DepthToSpace", f"up{i}", {"cout": channels[-i - 2], "st": st[-i - 1]} |
+                      ({"s": ss[-i - 1]} if ss[-i - 1] != 2 else {}))]
+        prev = f"up{i}_d2s"
+    ops += [block("block_out", "MochiResBlock", prev, repeat=layers[0]), op("act_out", "silu", "block_out"),
+            op("out_last", "transpose", "act_out", perm=[0, 2, 3, 4, 1]),
+            op("proj_out", "linear", "out_last", out_features=config.int("out_channels", 3)),
+            op("pixels", "transpose", "proj_out", perm=[0, 4, 1, 2, 3]),
+            # drop_last_temporal_frames: the first temporal - 1 of the temporal x T decoded frames go
+            op("video", "slice", "pixels", axis=2, start=temporal - 1, stop="dim(pixels, 2)")]
+    facts = {"role": "decoder", "family": "ttv", "factor": spatial, "temporal": temporal, "latent_channels": z,
+             "tiling": dict(MOCHI_TILING), "bind": {"T": f"(frames - 1) / {temporal} + 1"},
+             "main_input": {sample: {"shape": ["B", z, "T", f"height / {spatial}", f"width / {spatial}"]}},
+             # MochiPipeline: default_height 480, default_width 848, num_frames 19 = 3 latent frames of the 6x VAE
+             # (3 latent frames of this VAE's temporal factor)
+             "params": {"height": {"default": 480, "min": spatial, "help": "output height in pixels"},
+                        "width": {"default": 848, "min": spatial, "help": "output width in pixels"},
+                        "frames": {"default": 3 * temporal + 1, "min": 1, "help": "video frames decoded"}}}
+    return Part(mochi_vae_blocks(), {}, ops, "video", facts)
+
+
+# ---------------------------------------------------------------------------------------------- HunyuanVideo
+
+# AutoencoderKLHunyuanVideo.__init__ (diffusers 0.42 autoencoder_kl_hunyuan_video.py): use_framewise_decoding on,
+# tile_sample_min_num_frames 16 and tile_sample_stride_num_frames 12 (temporal tiles of the decode), spatial
+# tile_sample_min_height/width 256 and stride 192 for enable_tiling; not config fields
+HUNYUAN_TILE_FRAMES, HUNYUAN_TILE_STRIDE = 16, 12
+HUNYUAN_TILING = {"tile": 256, "stride": 192}
+
+
+def hunyuan_vae_blocks(groups: int, layers: int) -> dict:
+    """The blocks of models/hunyuanvideo.yaml's decoder (the reasons for each are in that file's comments)."""
+    return {
+        "ResBlock": {"args": {"cout": None, "shortcut": 0}, "inputs": ["x"], "outputs": ["out"], "ops": [
+            op("norm1", "group_norm", "x", groups=groups), op("act1", "silu", "norm1"),
+            op("conv1", "conv3d", "act1", out_channels="cout", kernel=3, padding=1),
+            op("norm2", "group_norm", "conv1", groups=groups), op("act2", "silu", "norm2"),
+            op("conv2", "conv3d", "act2", out_channels="cout", kernel=3, padding=1),
+            op("shortcut", "conv3d", "x", out_channels="cout", kernel=1, when="shortcut"),
+            op("out", "add", ["shortcut", "conv2"])]},
+        "VaeAttention": {"inputs": ["x"], "outputs": ["out"], "ops": [   # one head over the tile's pixels
+            op("norm", "group_norm", "x", groups=groups),
+            op("flat", "reshape", "norm", shape=["d0", "d1", "d2 * d3 * d4"]),
+            op("tokens", "transpose", "flat", perm=[0, 2, 1])] +
+            [op(n, "linear", "tokens", out_features="dim(x, 1)") for n in ("q", "k", "v")] + [
+            op("attn", "attention", ["q", "k", "v"], heads=1), op("o", "linear", "attn", out_features="dim(x, 1)"),
+            op("channels_first", "transpose", "o", perm=[0, 2, 1]),
+            op("map", "reshape", "channels_first", shape=["d0", "d1", "dim(x, 2)", "dim(x, 3)", "dim(x, 4)"]),
+            op("out", "add", ["map", "x"])]},
+        # HunyuanVideoUpsampleCausal3D: nearest x2 in space (and in time but for the first frame), causal conv
+        "Upsample": {"args": {"time": 0}, "inputs": ["x"], "outputs": ["out"], "ops": [
+            op("up_all", "upsample", "x", scale=["1 + time", 2, 2]),
+            op("up", "slice", "up_all", axis=2, start=1, stop="dim(up_all, 2)", when="time"),
+            op("out", "conv3d", "up", out_channels="dim(x, 1)", kernel=3, padding=1)]},
+        # HunyuanVideoUpBlock3D: layers_per_block + 1 resnets, then the optional upsampler
+        "UpBlock": {"args": {"cout": None, "upsample": 1, "time": 0, "shortcut": 0}, "inputs": ["x"],
+                    "outputs": ["out"], "ops": [
+            block("res0", "ResBlock", "x", {"cout": "cout", "shortcut": "shortcut"}),
+            block("res1", "ResBlock", "res0", {"cout": "cout"}, repeat=layers),
+            block("out", "Upsample", "res1", {"time": "time"}, when="upsample")]},
+    }
+
+
+@network("AutoencoderKLHunyuanVideo")
+def hunyuan_vae(config: Config, sample: str = "latents") -> Part:
+    """AutoencoderKLHunyuanVideo.decode as HunyuanVideoPipeline calls it (frame-wise decoding on, no spatial
+    tiling): latents / scaling_factor, then one HunyuanVideoDecoder3D call per temporal tile (iteration i), each of
+    16 / r + 1 latent frames starting every 12 / r; post_quant_conv, conv_in, the mid block (resnet, one-head
+    attention, resnet), the up blocks, GroupNorm, SiLU, conv_out."""
+    for key, allowed, default in (("act_fn", ("silu",), "silu"), ("temporal_compression_ratio", (4,), 4),
+                                  ("mid_block_add_attention", (True,), True)):
+        config.expect(key, allowed, default)
+    channels = config.ints("block_out_channels", default=[128, 256, 512, 512])
+    n, z = len(channels), config.int("latent_channels", 16)
+    groups, layers = config.int("norm_num_groups", 32), config.int("layers_per_block", 2)
+    for c in channels:
+        if c % groups:
+            raise config.error("norm_num_groups", f"{groups} groups do not divide {c} channels")
+    spatial = config.int("spatial_compression_ratio", 8)
+    space_levels = {2: 1, 4: 2, 8: 3, 16: 4}.get(spatial)
+    if space_levels is None or space_levels > n - 1:
+        raise config.error("spatial_compression_ratio", f"expected a power of two up to 2^{n - 1}, got {spatial}")
+    temporal, time_levels = 4, 2   # the only ratio HunyuanVideoDecoder3D builds: 2 time upsamplers
+    tile, stride = HUNYUAN_TILE_FRAMES // temporal + 1, HUNYUAN_TILE_STRIDE // temporal
+    dims = channels[::-1]
+    ops = [op("z", "scale", sample),                                   # latents / scaling_factor
+           # tiles walked last to first, so the last iteration (which sizes the stage's memory) is a full tile
+           op("tile", "slice", "z", axis=2, start=f"{stride} * (tiles - 1 - i)",
+              stop=f"{stride} * (tiles - 1 - i) + {tile}"),
+           op("post_quant_conv", "conv3d", "tile", out_channels=z, kernel=1),
+           op("conv_in", "conv3d", "post_quant_conv", out_channels=dims[0], kernel=3, padding=1),
+           block("mid_res0", "ResBlock", "conv_in", {"cout": dims[0]}),
+           block("mid_attn", "VaeAttention", "mid_res0"),
+           block("mid_res1", "ResBlock", "mid_attn", {"cout": dims[0]})]
+    prev, width = "mid_res1", dims[0]
+    for i, cout in enumerate(dims):
+        space = i < space_levels
+        time = n - 1 - time_levels <= i < n - 1
+        if time and not space:
+            raise config.error("spatial_compression_ratio", "a level that upsamples time but not space is not "
+                                                            "supported")
+        args = {"cout": cout} | ({} if space else {"upsample": 0}) | ({"time": 1} if time else {}) | \
+            ({"shortcut": 1} if width != cout else {})
+        ops.append(block(f"up{i}", "UpBlock", prev, args))
+        prev, width = f"up{i}", cout
+    ops += [op("norm_out", "group_norm", prev, groups=groups), op("act_out", "silu", "norm_out"),
+            op("conv_out", "conv3d", "act_out", out_channels=config.int("out_channels", 3), kernel=3, padding=1)]
+    latent_frames = f"(frames - 1) / {temporal} + 1"
+    tiles = f"(({latent_frames}) + {stride - 1}) // {stride}"
+    facts = {"role": "decoder", "family": "ttv", "factor": spatial, "temporal": temporal, "latent_channels": z,
+             "tiling": dict(HUNYUAN_TILING), "repeat": tiles, "iteration": "i",
+             "bind": {"T": latent_frames, "tiles": tiles},
+             "main_input": {sample: {"shape": ["B", z, "T", f"height / {spatial}", f"width / {spatial}"]}},
+             # HunyuanVideoPipeline.__call__: 720 x 1280, 129 frames
+             "params": {"height": {"default": 720, "min": spatial, "help": "output height in pixels"},
+                        "width": {"default": 1280, "min": spatial, "help": "output width in pixels"},
+                        "frames": {"default": 129, "min": 1, "help": "video frames decoded"}}}
+    return Part(hunyuan_vae_blocks(groups, layers), {}, ops, "conv_out", facts)

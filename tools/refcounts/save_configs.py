@@ -15,27 +15,29 @@ import os
 import sys
 
 import torch
-from diffusers import (AutoencoderKL, AutoencoderKLCogVideoX, AutoencoderKLLTXVideo, AutoencoderKLQwenImage,
-                       AutoencoderKLWan,                       CogVideoXDDIMScheduler, CogVideoXPipeline, CogVideoXTransformer3DModel, DiTPipeline,
-                       DiTTransformer2DModel, DPMSolverMultistepScheduler, EulerDiscreteScheduler,
-                       FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel,
-                       HunyuanVideoTransformer3DModel, LTXPipeline, LTXVideoTransformer3DModel, MochiTransformer3DModel,
+from diffusers import (AutoencoderKL, AutoencoderKLCogVideoX, AutoencoderKLHunyuanVideo, AutoencoderKLLTXVideo,
+                       AutoencoderKLMochi, AutoencoderKLQwenImage, AutoencoderKLWan, CogVideoXDDIMScheduler,
+                       CogVideoXPipeline, CogVideoXTransformer3DModel, DiTPipeline, DiTTransformer2DModel,
+                       DPMSolverMultistepScheduler, EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler,
+                       FluxPipeline, FluxTransformer2DModel, HunyuanVideoPipeline, HunyuanVideoTransformer3DModel,
+                       LTXPipeline, LTXVideoTransformer3DModel, MochiPipeline, MochiTransformer3DModel,
                        PixArtAlphaPipeline, PixArtTransformer2DModel, PNDMScheduler, QwenImagePipeline,
                        QwenImageTransformer2DModel, SD3Transformer2DModel, StableDiffusion3Pipeline,
                        StableDiffusionPipeline, StableDiffusionXLPipeline, TextToVideoSDPipeline, UNet2DConditionModel,
                        UNet3DConditionModel, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel)
 from diffusers.models.attention_processor import AttnProcessor
 from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, LlamaConfig, LlamaForCausalLM,
-                          MixtralConfig, MixtralForCausalLM, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
-                          T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel)
+                          LlamaModel, MixtralConfig, MixtralForCausalLM, Qwen2_5_VLConfig,
+                          Qwen2_5_VLForConditionalGeneration, T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import count_params, measure  # noqa: E402
 from dit import CLIP_G, CLIP_L, DIT, FLUX, PIXART, SD3, T5_XXL, VAE4, VAE16  # noqa: E402
 from llama import CONFIGS as LLAMA  # noqa: E402
-from models2025 import HY_DIT, MIXTRAL, QWEN_DIT, QWEN_LM, QWEN_VAE, SD35_LARGE  # noqa: E402
-from video2025 import (LTX, LTX_VAE, MOCHI, UMT5_XXL, WAN, WAN_COMMON, WAN_VAE, AllTokensMochiProcessor,  # noqa: E402
-                       _mochi_rope_without_autocast)
+from models2025 import CLIP_L as HY_CLIP_L  # noqa: E402
+from models2025 import HY_DIT, HY_LLAMA, HY_VAE, MIXTRAL, QWEN_DIT, QWEN_LM, QWEN_VAE, SD35_LARGE  # noqa: E402
+from video2025 import (LTX, LTX_VAE, MOCHI, MOCHI_VAE, UMT5_XXL, WAN, WAN_COMMON, WAN_VAE,  # noqa: E402
+                       AllTokensMochiProcessor, _mochi_rope_without_autocast)
 from sd15 import CLIP_CFG, UNET_CFG  # noqa: E402
 from unet_diffusion import SD21_UNET, SD_VAE, SDXL_UNET  # noqa: E402
 from video import COG, COG_COMMON, COG_VAE, MS_TEXT, MS_UNET  # noqa: E402
@@ -128,8 +130,7 @@ def save_builtins():
     pipeline(os.path.join(OUT, "flux1-dev"), FluxPipeline, FlowMatchEulerDiscreteScheduler(),
              dict(vae=diffusers_model(AutoencoderKL, VAE16), text_encoder=clip(CLIP_L), text_encoder_2=t5(T5_XXL),
                   transformer=diffusers_model(FluxTransformer2DModel, FLUX)))
-    # video models (video.py's configs); CogVideoX's transformer alone (its VAE, AutoencoderKLCogVideoX, is not
-    # imported)
+    # video models (video.py's configs)
     pipeline(os.path.join(OUT, "modelscope-t2v"), TextToVideoSDPipeline, DPMSolverMultistepScheduler(),
              dict(vae=diffusers_model(AutoencoderKL, MS_VAE), text_encoder=clip(MS_TEXT),
                   unet=diffusers_model(UNet3DConditionModel, MS_UNET)))
@@ -141,9 +142,16 @@ def save_builtins():
     pipeline(os.path.join(OUT, "ltx-video"), LTXPipeline, FlowMatchEulerDiscreteScheduler(),
              dict(vae=diffusers_model(AutoencoderKLLTXVideo, LTX_VAE), text_encoder=t5(T5_XXL),
                   transformer=diffusers_model(LTXVideoTransformer3DModel, LTX)))
-    diffusers_model(MochiTransformer3DModel, MOCHI).save_config(os.path.join(OUT, "mochi-1", "transformer"))
-    diffusers_model(HunyuanVideoTransformer3DModel, HY_DIT).save_config(
-        os.path.join(OUT, "hunyuanvideo", "transformer"))
+    # genmo/mochi-1-preview (video2025.py's configs)
+    pipeline(os.path.join(OUT, "mochi-1"), MochiPipeline, FlowMatchEulerDiscreteScheduler(),
+             dict(vae=diffusers_model(AutoencoderKLMochi, MOCHI_VAE), text_encoder=t5(T5_XXL),
+                  transformer=diffusers_model(MochiTransformer3DModel, MOCHI)))
+    # hunyuanvideo-community/HunyuanVideo (models2025.py's configs): the Llama language model and CLIP-L encoders
+    with torch.device("meta"):
+        hy_llama = LlamaModel(LlamaConfig(**HY_LLAMA))
+    pipeline(os.path.join(OUT, "hunyuanvideo"), HunyuanVideoPipeline, FlowMatchEulerDiscreteScheduler(),
+             dict(vae=diffusers_model(AutoencoderKLHunyuanVideo, HY_VAE), text_encoder=hy_llama,
+                  text_encoder_2=clip(HY_CLIP_L), transformer=diffusers_model(HunyuanVideoTransformer3DModel, HY_DIT)))
     # Qwen/Qwen-Image: Qwen2.5-VL-7B's language model config (models2025.py's QWEN_LM) in its
     # Qwen2_5_VLForConditionalGeneration config (the vision tower's default config, which the importer ignores)
     with torch.device("meta"):
@@ -221,6 +229,56 @@ MUTATED_QWEN_LM = dict(QWEN_LM, vocab_size=1000, hidden_size=256, intermediate_s
                        rope_parameters=dict(rope_type="default", rope_theta=1e6, mrope_section=[4, 6, 6]))
 MUTATED_LLAMA = dict(LLAMA["llama3-8b"], vocab_size=1000, hidden_size=512, intermediate_size=1376,
                      num_hidden_layers=3, num_attention_heads=8, num_key_value_heads=2)
+
+
+# The 2025 pipelines' VAEs and text encoder with other widths, depths and compression factors (each decoded on a
+# few latent frames, so every per-call path of its decode runs: CogVideoX's 3 + 2 frame batches, HunyuanVideo's
+# temporal tiles)
+MUTATED_COG_VAE = dict(COG_VAE, block_out_channels=(32, 64, 64), latent_channels=8, layers_per_block=1,
+                       norm_num_groups=16, temporal_compression_ratio=2, sample_height=64, sample_width=64,
+                       down_block_types=("CogVideoXDownBlock3D",) * 3, up_block_types=("CogVideoXUpBlock3D",) * 3)
+MUTATED_LTX_VAE = dict(LTX_VAE, latent_channels=16, block_out_channels=(32, 64, 64),
+                       decoder_block_out_channels=(32, 64, 64), layers_per_block=(1, 1, 1, 1),
+                       decoder_layers_per_block=(1, 2, 1, 2), spatio_temporal_scaling=(True, True, False),
+                       decoder_spatio_temporal_scaling=(True, True, False), decoder_inject_noise=(False,) * 4,
+                       down_block_types=("LTXVideoDownBlock3D",) * 3, downsample_type=("conv",) * 3,
+                       upsample_residual=(False,) * 3, upsample_factor=(1,) * 3)
+MUTATED_MOCHI_VAE = dict(MOCHI_VAE, latent_channels=8, decoder_block_out_channels=(32, 64, 64, 96),
+                         layers_per_block=(1, 1, 2, 1, 1), temporal_expansions=(1, 2, 2), spatial_expansions=(1, 2, 2))
+MUTATED_HY_VAE = dict(HY_VAE, block_out_channels=(32, 64, 64), latent_channels=8, layers_per_block=1,
+                      norm_num_groups=16, spatial_compression_ratio=4,
+                      down_block_types=("HunyuanVideoDownBlock3D",) * 3, up_block_types=("HunyuanVideoUpBlock3D",) * 3)
+# HunyuanVideo's Llama text encoder (LlamaModel, no LM head) with the mutated Llama's widths
+MUTATED_LLAMA_MODEL = dict(HY_LLAMA, vocab_size=1000, hidden_size=512, intermediate_size=1376, num_hidden_layers=3,
+                           num_attention_heads=8, num_key_value_heads=2)
+
+
+def decoder_params(vae):
+    post = getattr(vae, "post_quant_conv", None)
+    return count_params(vae.decoder) + (count_params(post) if post is not None else 0)
+
+
+def count_mutated_video_pipelines(folder):
+    """The mutated configs of the classes behind the CogVideoX, LTX-Video, Mochi and HunyuanVideo pipelines."""
+    out = {}
+    for name, cls, cfg, z, note in (
+            ("cog-vae", AutoencoderKLCogVideoX, MUTATED_COG_VAE, (1, 8, 5, 16, 16),
+             "5 latent frames at 64 px: decoder calls on frames 0-2 and 3-4 with conv caches"),
+            ("ltx-vae", AutoencoderKLLTXVideo, MUTATED_LTX_VAE, (1, 16, 3, 4, 4), "9 frames at 64 px, one pass"),
+            ("mochi-vae", AutoencoderKLMochi, MUTATED_MOCHI_VAE, (1, 8, 3, 8, 8), "9 frames at 32 px, one pass"),
+            ("hunyuan-vae", AutoencoderKLHunyuanVideo, MUTATED_HY_VAE, (1, 8, 9, 16, 16),
+             "33 frames at 64 px: frame-wise decoding, temporal tiles at latent frames 0, 3 and 6")):
+        vae = diffusers_model(cls, cfg)
+        vae.save_config(os.path.join(folder, name))
+        out[name] = {"params": decoder_params(vae), "flops": flops(lambda: vae.decode(torch.zeros(*z, device="meta"))),
+                     "inputs": f"vae.decode(z), z {list(z)} ({note}); params = decoder + post_quant_conv"}
+    with torch.device("meta"):
+        lm = LlamaModel(LlamaConfig(**MUTATED_LLAMA_MODEL))
+    lm.set_attn_implementation("eager")
+    save_transformers(lm, os.path.join(folder, "llama-model"))
+    out["llama-model"] = {"params": count_params(lm), "flops": flops(lambda: lm(
+        input_ids=torch.zeros(2, 40, dtype=torch.long, device="meta"))), "inputs": "input_ids [2, 40]"}
+    return out
 
 
 def flops(fn):
@@ -428,6 +486,7 @@ def count_mutated():
     out["mixtral"] = {"params": count_params(moe), "flops": flops(lambda: moe(
         input_ids=torch.randint(0, 1000, (1, 48)), logits_to_keep=1)),
         "inputs": "input_ids [1, 48] on the CPU with random weights, logits_to_keep=1"}
+    out |= count_mutated_video_pipelines(folder)
     return out
 
 
