@@ -168,3 +168,9 @@ def test_dequantisation_is_reported_apart_from_the_models_flops(llama):
         assert sum(row["flops"] for row in r.by_op()) == pytest.approx(r.flops, rel=1e-9)
         assert sum(row["dequant_flops"] for row in r.by_op()) == pytest.approx(work, rel=1e-9)
     assert base.dequant_flops == 0
+
+
+def test_a_kv_dtype_on_a_model_without_a_kv_cache_is_refused():
+    """Nothing is silently ignored: sd15 keeps no KV cache, so a KV-cache dtype can change nothing."""
+    code, _, err = run_cli("run", "sd15", "--set", "kv_dtype=fp8")
+    assert code == 2 and err.count("\n") == 1 and "kv_dtype" in err and "no KV cache" in err
