@@ -181,10 +181,12 @@ def cogvideox(cls: str, folder, part_of, out) -> dict:
                       "decoder", folder)
 
 
-def ltx(cls: str, folder, part_of, out) -> dict:
-    """LTXPipeline (diffusers 0.42 pipeline_ltx.py): T5 on the prompt and on the negative prompt (max_sequence_length
-    128), per step the transformer on the packed latents of both (`torch.cat([latents] * 2)`), CFG and the Euler
-    update; AutoencoderKLLTXVideo decodes the unpacked latents in one pass."""
+def _t5_cfg_batch_video(cls: str, folder, part_of, out, context_key: str, tokens: str, steps: int) -> dict:
+    """The LTX and Mochi pipelines' common shape: T5 on the prompt and (with cfg) on the negative prompt, per step
+    the transformer on the unconditional + conditional latents as one batch, CFG and the Euler update, the VAE
+    decoding in one pass. `context_key` names the transformer's text-width field, `tokens` what it attends over
+    ({f}: the VAE's spatial factor).
+    Both pipelines' docstring examples load them in bfloat16."""
     net, vae, text = part_of("transformer"), part_of("vae"), part_of("text_encoder")
     decoder = builders()[vae.cls](vae)
     denoiser = builders()[net.cls](net, sample="latent", f=decoder.facts["factor"], t=decoder.facts["temporal"])
@@ -192,40 +194,29 @@ def ltx(cls: str, folder, part_of, out) -> dict:
                  "the VAE's latent_channels")
     stage, encoder = _text_stage(text, f"{text.cls}, called on the prompt and (with cfg) on the negative prompt",
                                  repeat="1 + cfg", bind={"B": "batch"})
-    _check_width(net, "caption_channels", denoiser.facts["context_dim"], encoder.facts["hidden"], "the text encoder")
+    _check_width(net, context_key, denoiser.facts["context_dim"], encoder.facts["hidden"], "the text encoder")
     out.add(stage, encoder, always=("Layer",))
-    out.add(batched_cfg_denoiser(denoiser, f"{net.cls} on T*(H/{decoder.facts['factor']})*(W/"
-                                                f"{decoder.facts['factor']}) tokens, one evaluation per step on the "
-                                                "unconditional + conditional batch"), denoiser)
+    tokens = tokens.format(f=decoder.facts["factor"])
+    out.add(batched_cfg_denoiser(denoiser, f"{net.cls} on {tokens}, one evaluation per step on the unconditional "
+                                           "+ conditional batch"), denoiser)
     out.add(decoder_stage(vae, decoder), decoder)
-    # LTXPipeline.__call__: num_inference_steps 50, guidance_scale 3 (> 1: CFG on); its docstring example loads the
-    # pipeline in bfloat16
-    return model_file(net, f"{cls} ({folder.name})", "ttv", video_params(denoiser, 50, "bf16"), out.blocks,
+    return model_file(net, f"{cls} ({folder.name})", "ttv", video_params(denoiser, steps, "bf16"), out.blocks,
                       out.stages, f"{cls}: {text.cls}, {net.cls} run `steps` times with classifier-free guidance, "
                       f"{vae.cls} decoder", folder)
+
+
+def ltx(cls: str, folder, part_of, out) -> dict:
+    """LTXPipeline (diffusers 0.42 pipeline_ltx.py): T5 with max_sequence_length 128, the packed latents of both
+    prompts (`torch.cat([latents] * 2)`); AutoencoderKLLTXVideo decodes the unpacked latents in one pass.
+    LTXPipeline.__call__: num_inference_steps 50, guidance_scale 3 (> 1: CFG on)."""
+    return _t5_cfg_batch_video(cls, folder, part_of, out, "caption_channels", "T*(H/{f})*(W/{f}) tokens", 50)
 
 
 def mochi(cls: str, folder, part_of, out) -> dict:
-    """MochiPipeline (diffusers 0.42 pipeline_mochi.py): T5 on the prompt and on the negative prompt
-    (max_sequence_length 256), per step the transformer on both latents as one batch, CFG and the Euler update;
-    AutoencoderKLMochi decodes the de-normalised latents in one pass."""
-    net, vae, text = part_of("transformer"), part_of("vae"), part_of("text_encoder")
-    decoder = builders()[vae.cls](vae)
-    denoiser = builders()[net.cls](net, sample="latent", f=decoder.facts["factor"], t=decoder.facts["temporal"])
-    _check_width(net, "in_channels", denoiser.facts["channels"], decoder.facts["latent_channels"],
-                 "the VAE's latent_channels")
-    stage, encoder = _text_stage(text, f"{text.cls}, called on the prompt and (with cfg) on the negative prompt",
-                                 repeat="1 + cfg", bind={"B": "batch"})
-    _check_width(net, "text_embed_dim", denoiser.facts["context_dim"], encoder.facts["hidden"], "the text encoder")
-    out.add(stage, encoder, always=("Layer",))
-    out.add(batched_cfg_denoiser(denoiser, f"{net.cls} on the video tokens + the text tokens, one evaluation "
-                                                "per step on the unconditional + conditional batch"), denoiser)
-    out.add(decoder_stage(vae, decoder), decoder)
-    # MochiPipeline.__call__: num_inference_steps 64, guidance_scale 4.5 (> 1: CFG on), num_frames 19; its
-    # docstring example loads the pipeline in bfloat16
-    return model_file(net, f"{cls} ({folder.name})", "ttv", video_params(denoiser, 64, "bf16"), out.blocks,
-                      out.stages, f"{cls}: {text.cls}, {net.cls} run `steps` times with classifier-free guidance, "
-                      f"{vae.cls} decoder", folder)
+    """MochiPipeline (diffusers 0.42 pipeline_mochi.py): T5 with max_sequence_length 256; AutoencoderKLMochi decodes
+    the de-normalised latents in one pass. MochiPipeline.__call__: num_inference_steps 64, guidance_scale 4.5
+    (> 1: CFG on), num_frames 19."""
+    return _t5_cfg_batch_video(cls, folder, part_of, out, "text_embed_dim", "the video tokens + the text tokens", 64)
 
 
 # HunyuanVideoPipeline (diffusers 0.42 pipeline_hunyuan_video.py): DEFAULT_PROMPT_TEMPLATE's crop_start, the template
