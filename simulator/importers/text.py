@@ -37,6 +37,26 @@ def text_part(config: Config, layer: dict, embed: list, layer_args: dict, depth:
     return Part({"Layer": layer}, inputs, ops, tail[-1]["name"] if tail else "layers", facts)
 
 
+def decoder_layer(qkv_bias: bool) -> dict:
+    """A Llama-style decoder layer (Llama, Qwen2): RMSNorm, q/k/v (with bias in Qwen2), grouped-query causal
+    attention with RoPE, bias-free o, RMSNorm, SwiGLU."""
+    qkv = {} if qkv_bias else {"bias": False}
+    return {"args": {"d": None, "heads": None, "kv_heads": None, "ff": None}, "inputs": ["x"], "outputs": ["out"],
+            "ops": [
+        op("input_norm", "rms_norm", "x"),
+        op("q", "linear", "input_norm", out_features="d", **qkv),
+        op("k", "linear", "input_norm", out_features="kv_heads * d / heads", **qkv),
+        op("v", "linear", "input_norm", out_features="kv_heads * d / heads", **qkv),
+        op("q_rope", "rope", "q"), op("k_rope", "rope", "k"),
+        op("attn", "attention", ["q_rope", "k_rope", "v"], heads="heads", kv_heads="kv_heads", causal=True),
+        op("o", "linear", "attn", out_features="d", bias=False), op("res1", "add", ["x", "o"]),
+        op("post_norm", "rms_norm", "res1"),
+        op("gate", "linear", "post_norm", out_features="ff", bias=False),
+        op("up", "linear", "post_norm", out_features="ff", bias=False),
+        op("act", "silu", "gate"), op("swiglu", "mul", ["act", "up"]),
+        op("down", "linear", "swiglu", out_features="d", bias=False), op("out", "add", ["res1", "down"])]}
+
+
 @network("CLIPTextModel", "CLIPTextModelWithProjection")
 def clip(config: Config) -> Part:
     """CLIP text transformer: token + position embeddings, pre-norm layers with causal self-attention, final
@@ -173,20 +193,7 @@ def qwen25_vl(config: Config) -> Part:
     if heads % kv_heads:
         raise lm.error("num_key_value_heads", f"{kv_heads} key/value heads do not divide {heads} query heads")
     vocab = lm.int("vocab_size")
-    layer = {"args": {"d": None, "heads": None, "kv_heads": None, "ff": None}, "inputs": ["x"], "outputs": ["out"],
-             "ops": [
-        op("input_norm", "rms_norm", "x"),
-        op("q", "linear", "input_norm", out_features="d"),
-        op("k", "linear", "input_norm", out_features="kv_heads * d / heads"),
-        op("v", "linear", "input_norm", out_features="kv_heads * d / heads"),
-        op("q_rope", "rope", "q"), op("k_rope", "rope", "k"),
-        op("attn", "attention", ["q_rope", "k_rope", "v"], heads="heads", kv_heads="kv_heads", causal=True),
-        op("o", "linear", "attn", out_features="d", bias=False), op("res1", "add", ["x", "o"]),
-        op("post_norm", "rms_norm", "res1"),
-        op("gate", "linear", "post_norm", out_features="ff", bias=False),
-        op("up", "linear", "post_norm", out_features="ff", bias=False),
-        op("act", "silu", "gate"), op("swiglu", "mul", ["act", "up"]),
-        op("down", "linear", "swiglu", out_features="d", bias=False), op("out", "add", ["res1", "down"])]}
+    layer = decoder_layer(qkv_bias=True)
     ops = [op("embed_tokens", "embedding", "tokens", num_embeddings=vocab, dim=d),
            block("layers", "Layer", "embed_tokens", {"d": d, "heads": heads, "kv_heads": kv_heads,
                                                      "ff": lm.int("intermediate_size")},
@@ -216,20 +223,7 @@ def llama_model(config: Config) -> Part:
     kv_heads = config.int("num_key_value_heads", heads)
     if heads % kv_heads:
         raise config.error("num_key_value_heads", f"{kv_heads} key/value heads do not divide {heads} query heads")
-    layer = {"args": {"d": None, "heads": None, "kv_heads": None, "ff": None}, "inputs": ["x"], "outputs": ["out"],
-             "ops": [
-        op("input_norm", "rms_norm", "x"),
-        op("q", "linear", "input_norm", out_features="d", bias=False),
-        op("k", "linear", "input_norm", out_features="kv_heads * d / heads", bias=False),
-        op("v", "linear", "input_norm", out_features="kv_heads * d / heads", bias=False),
-        op("q_rope", "rope", "q"), op("k_rope", "rope", "k"),
-        op("attn", "attention", ["q_rope", "k_rope", "v"], heads="heads", kv_heads="kv_heads", causal=True),
-        op("o", "linear", "attn", out_features="d", bias=False), op("res1", "add", ["x", "o"]),
-        op("post_norm", "rms_norm", "res1"),
-        op("gate", "linear", "post_norm", out_features="ff", bias=False),
-        op("up", "linear", "post_norm", out_features="ff", bias=False),
-        op("act", "silu", "gate"), op("swiglu", "mul", ["act", "up"]),
-        op("down", "linear", "swiglu", out_features="d", bias=False), op("out", "add", ["res1", "down"])]}
+    layer = decoder_layer(qkv_bias=False)
     ops = [op("embed_tokens", "embedding", "tokens", num_embeddings=config.int("vocab_size"), dim=d),
            block("layers", "Layer", "embed_tokens", {"d": d, "heads": heads, "kv_heads": kv_heads,
                                                      "ff": config.int("intermediate_size")},
