@@ -147,14 +147,15 @@ def sram_scale(need: np.ndarray, cols: dict) -> np.ndarray:
     return 0.5 ** np.ceil(np.log2(np.maximum(over, 1.0)))
 
 
-def quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
+def quantisation(gemm: np.ndarray, cols: dict, terms: Terms, features: list | None = None) -> np.ndarray:
     """Factor >= 1 by which tile padding, partial waves and per-tile fixed cost inflate a GEMM's FLOPs, per
     design point.
 
     A dimension smaller than the tile pads only to a multiple of the instruction shape (`min_tile`). Each tile's
     main loop over K costs K + `k_overhead` steps (prologue filling the pipeline, epilogue writing the tile), so
     short reductions run below peak. Among TILE_CHOICES x split-K choices the smallest factor wins, as a
-    library's heuristic would choose it.
+    library's heuristic would choose it. `features` (a list) receives every rounded or chosen quantity
+    (`evaluate`'s `features`).
     """
     b, m, n, k = np.maximum(np.ascontiguousarray(gemm.T), 1.0)  # dimension by dimension, each contiguous
     cores = cols["cores"][:, None]
@@ -187,6 +188,9 @@ def quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
             ctas = tiles * splits
             factor = factor * np.ceil(ctas / cores) * cores / ctas
         factor = factor * (k_split + k0) / k_split
+        if features is not None:
+            features += [tm, tn, tk, splits, k_split, np.ceil(m / tm), np.ceil(n / tn), np.ceil(k_split / tk),
+                         np.ceil(tiles * splits / cores)]
         best = factor if best is None else np.minimum(best, factor)
     return best / fit
 
@@ -195,7 +199,7 @@ TILE_COLUMNS = ("cores", "tile_m", "tile_n", "tile_k", "min_tile_m", "min_tile_n
                 "attn_d", "k0_matrix", "k0_attention", "sram", "sram0")
 
 
-def attention_quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.ndarray:
+def attention_quantisation(gemm: np.ndarray, cols: dict, terms: Terms, features: list | None = None) -> np.ndarray:
     """Factor >= 1 for a fused attention kernel: (batch x heads, Lq, Lk, head dim) in blocks.
 
     Each core takes `attn_q` queries (fewer for short queries, down to the instruction's `min_tile_m`) and walks
@@ -203,7 +207,8 @@ def attention_quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.nda
     Short sequences (temporal attention over 8-32 frames) and small head dims waste most of each block, and
     every query block pays a fixed cost (loading Q, the final rescale and the write of O) worth
     `attention_k_overhead` keys. When the query blocks cannot fill the cores (decode), the keys are split
-    across cores (split-KV).
+    across cores (split-KV). `features` (a list) receives every rounded or chosen quantity (`evaluate`'s
+    `features`).
     """
     bh, lq, lk, d = np.maximum(np.ascontiguousarray(gemm.T), 1.0)
     cores = cols["cores"][:, None]
@@ -229,17 +234,23 @@ def attention_quantisation(gemm: np.ndarray, cols: dict, terms: Terms) -> np.nda
         splits = np.minimum(np.maximum(np.floor(cores / blocks), 1.0), np.ceil(lk / bk))  # np.clip, faster
         ctas = blocks * splits
         factor = factor * np.ceil(ctas / cores) * cores / ctas
+    if features is not None:
+        features += [bq, bk, np.ceil(lq / bq), np.ceil(lk / bk), np.ceil(d / md), splits, np.ceil(bh * np.ceil(
+            lq / bq) * splits / cores)]
     if terms.achievable and "k0_attention" in cols:
         keys = np.ceil(lk / splits)
-        factor = factor * (keys + cols["k0_attention"][:, None]) / keys
+        k0 = cols["k0_attention"][:, None]
+        factor = factor * (keys + k0) / keys
+        if features is not None:  # (keys + 0) / keys is exactly 1: the key count matters only with a fixed cost
+            features.append(np.where(k0 != 0, keys, 0.0))
     return factor * reuse
 
 
-def work(table: KernelTable, cols: dict, terms: Terms) -> np.ndarray:
+def work(table: KernelTable, cols: dict, terms: Terms, features: list | None = None) -> np.ndarray:
     """FLOPs each kernel costs on each design point after tile and wave quantisation: [1 or P, K].
 
     Quantisation depends only on the tile and core counts, which a sweep rarely varies: it is computed once per
-    distinct (cores, tiles) combination, not once per design point.
+    distinct (cores, tiles) combination, not once per design point. `features`: as `evaluate`'s.
     """
     flops = np.where(table.unit == UNITS.index("none"), 0.0, table.flops)[None, :]
     gemm = table.unit == UNITS.index("matrix")
@@ -260,24 +271,38 @@ def work(table: KernelTable, cols: dict, terms: Terms) -> np.ndarray:
                             (fused, attention_quantisation, terms)):
         rows = np.flatnonzero(rows)  # row indices: gathers and scatters by index beat boolean masks
         if len(rows):
-            out[:, rows] = np.take(out, rows, axis=1) * factor(np.take(table.gemm, rows, axis=0), per, t)
+            found = [] if features is not None else None
+            out[:, rows] = np.take(out, rows, axis=1) * factor(np.take(table.gemm, rows, axis=0), per, t, found)
+            for f in found or ():  # zeros at the other kernels
+                whole = np.zeros((len(distinct), len(table)))
+                whole[:, rows] = f
+                features.append(whole if len(distinct) == 1 else whole[inverse.ravel()])
     return out if len(distinct) == 1 else out[inverse.ravel()]
 
 
 def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = True,
-             parts: bool = True, energy: bool = True) -> dict:
+             parts: bool = True, energy: bool = True, features: list | None = None) -> dict:
     """Device times of every kernel on every design point: arrays of shape [points, kernels].
 
     Returns `time` and, if `bound`, which part bounds each kernel (0 compute, 1 memory, 2 overhead); with
     `parts` also the compute, memory and overhead times. Without `parts` (sweeps) the arrays are reused in
     place, which saves memory traffic on large blocks.
+
+    `features` (a list) receives [points, kernels] arrays of every piecewise-constant quantity of the formulas
+    (the tile, wave and split counts and choices), and the result gains `uncapped` (the compute time before the
+    power cap) and `margins`: for each max() or comparison in order (the power cap's two, memory against
+    compute, overhead against both), the second side less the first (its sign says which side wins). Where a
+    kernel's FLOPs, bytes and GEMM shape move with one dimension only, monotonically, each feature is monotone in
+    it (once those it depends on are fixed); with all of them fixed the compute time is affine in that dimension
+    or the ratio of two affine functions of it, and with it affine and the sides of the comparisons before it
+    fixed, each margin is affine (`mapping.closed_form_runs`).
     """
     rate = np.take(np.stack([cols[f"peak:{u}:{d}"] for u, d in table.peaks], axis=1), table.peak, axis=1)  # [P, K]
     if terms.achievable:
         # the kernel class's achievable fraction, at the clock the part sustains under load
         eff = np.take(np.stack([cols[f"eff:{c}"] for c in table.effs], axis=1), table.eff, axis=1)
         rate = rate * eff * cols["clock_ratio"][:, None]
-    compute = work(table, cols, terms) / rate
+    compute = work(table, cols, terms, features) / rate
     bandwidth = cols["bandwidth"]
     if terms.achievable:
         # each class's achievable fraction of bandwidth (row reductions reach less than streaming kernels)
@@ -301,10 +326,16 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
     # FLOP and byte energy, for the power cap and the kernels' energy alike (one design point: a sweep's power
     # cap computes it once for all points that share their energy figures)
     dynamic = dynamic_energy(table, cols) if len(bandwidth) == 1 and (terms.power or energy) else None
+    uncapped = compute.copy() if features is not None else None  # (the cap updates `compute` in place)
+    margins = [] if features is not None else None
     if terms.power:
-        compute = power_cap(table, cols, compute, memory, dynamic)
+        compute = power_cap(table, cols, compute, memory, dynamic, margins)
     comm = communication(table, cols, terms, compute, memory, overhead)
     out = {}
+    if features is not None:  # the compute time before the power cap, and the margins of each max()
+        features.append(np.broadcast_to(table.bytes > 0, memory.shape))
+        margins += [_margin(memory, compute), _margin(overhead, np.maximum(compute, memory))]
+        out.update(uncapped=uncapped, margins=margins)
     if bound:
         b = np.greater(memory, compute).view(np.int8)
     if parts:
@@ -326,6 +357,14 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
     if energy:
         out["energy"] = kernel_energy(table, cols, out["time"], terms, dynamic)
     return out
+
+
+def _margin(second: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """second - first, 0 where the two agree to rounding (a device at its own TDP: the power cap's two sides are
+    the same time): either side is then the same formula, whatever the sign of the rounding."""
+    d = second - first
+    d[np.abs(d) <= 1e-12 * np.maximum(np.abs(second), np.abs(first))] = 0.0
+    return d
 
 
 def resident_bytes(table: KernelTable, l2_bytes: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -380,7 +419,7 @@ def dynamic_energy(table: KernelTable, cols: dict) -> np.ndarray:
 
 
 def power_cap(table: KernelTable, cols: dict, compute: np.ndarray, memory: np.ndarray,
-              dynamic: np.ndarray | None = None) -> np.ndarray:
+              dynamic: np.ndarray | None = None, margins: list | None = None) -> np.ndarray:
     """Compute times with the TDP cap: a kernel whose power at the sustained clock (static + its dynamic energy
     over its time) would exceed the TDP runs at the clock that fits. Its energy per operation is the same at a
     lower clock (same voltage: the conservative case), so it takes dynamic energy / (TDP - static) seconds; never
@@ -406,6 +445,8 @@ def power_cap(table: KernelTable, cols: dict, compute: np.ndarray, memory: np.nd
     over = own > compute                                       # NaN (no file TDP) compares false: plain cap
     if over.any():
         floor = np.where(over, compute * floor / np.where(over, own, 1.0), floor)
+    if margins is not None:  # which side of each comparison wins, and by how much (`evaluate`'s `features`)
+        margins += [_margin(np.broadcast_to(own, compute.shape), compute), _margin(floor, compute)]
     return np.fmax(compute, floor, out=compute)  # `compute` is the engine's own array: updated in place
 
 
@@ -512,6 +553,16 @@ def host_excess(table: KernelTable, time: np.ndarray, terms: Terms = FULL) -> np
         one = np.minimum(c, 1.0)                # a row averaged over repeats (c < 1) runs at most once
         first = (host_end - (c - one) * h) - (dev_end - c * d)  # lead at the first run of each row
         last = host_end - (dev_end - one * d)                   # lead at the last run
+        runs = [r for r in getattr(table, "runs", ()) if table.stage[r[0]] == s]
+        if runs:  # kernels written at the ends of runs of iterations: the largest lead of every iteration's
+            first = np.maximum(first, last)
+            offset = rows.start if isinstance(rows, slice) else None
+            for pos, g, m in runs:
+                pos = pos - offset if offset is not None else int(np.searchsorted(rows, pos))
+                n = g * int(len(m) + (m > 1).sum())
+                first[:, pos:pos + n] = -np.inf
+                first[:, pos] = _run_leads(pos, g, m, c, h, d, host_end, dev_end, step)
+            last = first
         e = np.maximum(np.maximum(first, last).max(axis=1, initial=step), 0.0) if n_rows else np.full(points, step)
         dev = dev_end[:, -1] if n_rows else np.zeros(points)
         host = host_end[-1] if n_rows else step
@@ -523,5 +574,46 @@ def host_excess(table: KernelTable, time: np.ndarray, terms: Terms = FULL) -> np
     return out
 
 
+def _run_leads(pos: int, g: int, m: np.ndarray, c, h, d, host_end, dev_end, step) -> np.ndarray:
+    """`host_excess`'s largest lead over every iteration of runs written at their ends (from row `pos` of the
+    stage, `g` kernels per iteration, `m` iterations per run; each end with half the run's runs, device times
+    affine over a run: mapping.closed_form_runs), as if each iteration's kernels were rows: [points].
+
+    Over the iterations i of a run each kernel's lead at its first and at its last run is a quadratic in i (the
+    device time before it sums times affine in i); its largest value over 0 .. m-1 is at an end or at the
+    integers beside the vertex."""
+    two = m > 1
+    sets = np.cumsum(1 + two) - (1 + two)  # each run's first row set (of g kernels), then its last
+    ends = pos + g * sets                    # each run's first row
+    share = np.where(two, m / 2.0, 1.0)[:, None]
+    ci = c[ends[:, None] + np.arange(g)] / share                              # [runs, g] runs per iteration
+    hi = h[ends[:, None] + np.arange(g)]
+    d0 = d[:, ends[:, None] + np.arange(g)]                                   # [points, runs, g]
+    d1 = d[:, (ends + g * two)[:, None] + np.arange(g)]
+    slope = (d1 - d0) / np.maximum(m - 1, 1)[None, :, None]
+    h_before = np.where(ends > 0, host_end[np.maximum(ends - 1, 0)], step)[None, :, None]
+    d_before = np.where(ends > 0, dev_end[:, np.maximum(ends - 1, 0)], 0.0)[:, :, None]
+    h_in = np.cumsum(ci * hi, axis=1)                   # host time to each kernel within an iteration
+    per_iteration = h_in[:, -1:]
+    q0, q1 = np.cumsum(ci * d0, axis=2), np.cumsum(ci * slope, axis=2)
+    s0, s1 = q0[..., -1:], q1[..., -1:]
+    one = np.minimum(ci, 1.0)
+    # host_end - dev_end at kernel j of iteration i: base + lin x i - s1/2 x i^2
+    base = h_before + h_in - d_before - q0
+    lin = per_iteration - (s0 + q1 - s1 / 2.0)
+    quad = -s1 / 2.0
+    best = np.full(d0.shape, -np.inf)
+    for a, b in ((base - (ci - one) * hi + ci * d0, lin + ci * slope), (base + one * d0, lin + one * slope)):
+        top = (m - 1.0)[None, :, None]
+        vertex = np.where(quad < 0, -b / np.where(quad < 0, 2.0 * quad, 1.0), 0.0)
+        for i in (0.0, top, np.clip(np.floor(vertex), 0.0, top), np.clip(np.ceil(vertex), 0.0, top)):
+            best = np.maximum(best, a + b * i + quad * i * i)
+    return best.max(axis=(1, 2))
+
+
 def hardware_columns(table: KernelTable, specs: list) -> dict:
+    # a table lowered in closed form for one device carries that device's columns (mapping.KernelRows.table)
+    known = getattr(table, "columns_of", None)
+    if known is not None and len(specs) == 1 and known[0] is specs[0]:
+        return known[1]
     return columns(specs, table.peaks, table.effs)

@@ -16,13 +16,15 @@ from dataclasses import replace
 import numpy as np
 
 from .dtypes import BYTES
-from .engine import KernelTable
+from .engine import KernelTable, evaluate
+from .hardware import columns
 from .graph import Model
 from .ops import CATEGORIES, UNITS, numel
 from .quantisation import DEQUANT, check_device
 from .stacks import Stack
 
 MATH = "math"
+COUNT = 14  # the runs column of a kernel row (`KernelRows.add`)
 
 
 def _fusions(stage, mode: str) -> tuple[dict, dict]:
@@ -151,14 +153,42 @@ class KernelRows:
             self.rows = []
         self.blocks.append(rows)
 
-    def table(self, ops: list, stage_meta: list, launch: str) -> KernelTable:
+    def table(self, ops: list, stage_meta: list, launch: str, closed_form: tuple | None = None) -> KernelTable:
         """The rows as a KernelTable (as `KernelTable.from_rows` builds it), assembled column by column: an
         op's kernels at every iteration are written straight into contiguous columns, never as a [rows, 16]
-        array of a long decode."""
+        array of a long decode. With `closed_form` ((spec, terms): the device and the Terms the table will be
+        costed under), the growing kernels are written at the ends of their runs (`closed_form_runs`)."""
         if not self.blocks:
             return KernelTable.from_rows(ops, self.rows, self.peaks, self.classes, self.backends, stage_meta,
                                          launch)
         parts = self.blocks + ([np.array(self.rows, dtype=np.float64).reshape(-1, 16)] if self.rows else [])
+        if closed_form is None:
+            return self._assemble(ops, parts, stage_meta, launch)
+        spec, terms = closed_form
+        growing = [p for p in parts if isinstance(p, _Steps) and len(p.growing)
+                   and p.n - 1 >= max(CLOSED_FORM_FROM, WINDOW + 1) and _one_dimension(p)]
+        if not growing:
+            return self._assemble(ops, parts, stage_meta, launch)
+        cols = columns([spec], list(self.peaks), list(self.classes))
+        for p in growing:
+            def probe(steps, p=p):
+                return _probe(p.at(steps), len(p.growing), list(self.peaks), list(self.classes),
+                              list(self.backends), stage_meta, launch, cols, terms)
+            p.runs = closed_form_runs(probe, 1, p.n - 1)
+        growing = [p for p in growing if p.runs is not None]
+        table = self._assemble(ops, parts, stage_meta, launch)
+        table.columns_of = (spec, cols)  # for the engine (its hardware_columns): computed once
+        # the host model reads each iteration's kernel where the table has its runs' ends (`engine.host_excess`):
+        # that holds where no other kernel merges with any of them in `compact`, else the block is written in full
+        apart = [p for p in growing if not _runs_apart(table, p)]
+        for p in apart:
+            p.runs = None
+        if apart:
+            table = self._assemble(ops, parts, stage_meta, launch)
+            table.columns_of = (spec, cols)
+        return table
+
+    def _assemble(self, ops: list, parts: list, stage_meta: list, launch: str) -> KernelTable:
 
         def column(c):
             return np.concatenate([piece for p in parts for piece in (p.column(c) if isinstance(p, _Steps)
@@ -171,13 +201,17 @@ class KernelRows:
         table = KernelTable(ops, *ints[:5], list(self.peaks), ints[5], list(self.classes), ints[6],
                             list(self.backends), column(7), column(8), gemm, column(13), column(14),
                             column(15), meta[:, 0], meta[:, 1], meta[:, 2].astype(bool), launch)
-        # where the growing kernels' rows lie: (first row, end, kernels per iteration), for `row_groups`. A plain
-        # attribute, not a field: `dataclasses.replace` (a multi-device rewrite) does not carry it to a table
-        # whose rows it may have changed
-        table.steps, at = [], 0
+        # where the growing kernels' rows lie: (first row, end, kernels per iteration), for `row_groups`; and
+        # those written at the ends of runs: (first row, kernels per iteration, iterations of each run), for the
+        # host model. Plain attributes, not fields: `dataclasses.replace` (a multi-device rewrite) does not carry
+        # them to a table whose rows it may have changed
+        table.steps, table.runs, at = [], [], 0
         for p in parts:
             if isinstance(p, _Steps) and len(p.growing):
-                table.steps.append((at + len(p.first), at + len(p), len(p.growing)))
+                if p.runs is None:
+                    table.steps.append((at + len(p.first), at + len(p), len(p.growing)))
+                else:
+                    table.runs.append((at + len(p.first), len(p.growing), p.runs[1] - p.runs[0] + 1))
             at += len(p)
         return table
 
@@ -185,13 +219,33 @@ class KernelRows:
 class _Steps:
     """An op's kernel rows at every iteration of its stage, affine in the iteration (`_affine_rows`): the first
     iteration's rows (with the kernels the same at every iteration, their runs summed), then the growing
-    kernels at each later iteration t = 1 .. n-1, iteration by iteration."""
+    kernels at each later iteration t = 1 .. n-1, iteration by iteration; or, with `runs` (`closed_form_runs`:
+    first and last iterations of runs over which every kernel's costs are affine in t), at the two ends of each
+    run, each end with half the run's runs of the kernel (one row where the run is one iteration)."""
 
     def __init__(self, first: np.ndarray, growing: np.ndarray, slope: np.ndarray, n: int):
         self.first, self.growing, self.slope, self.n = first, growing, slope, n
+        self.runs = None
+
+    def at(self, steps: np.ndarray) -> np.ndarray:
+        """The growing kernels' rows at iterations `steps`: [steps x kernels, 16], iteration by iteration."""
+        return (self.growing[None, :, :] + steps[:, None, None] * self.slope[None, :, :]).reshape(-1, 16)
+
+    def _ends(self):
+        """(iteration, share of the run's runs) of each row set written for `runs`."""
+        if getattr(self, "_written", (None,))[0] is self.runs:
+            return self._written[1]
+        start, end = self.runs
+        two = end > start
+        steps = np.repeat(start, 1 + two)
+        steps[np.cumsum(1 + two)[two] - 1] = end[two]
+        share = np.repeat(np.where(two, (end - start + 1) / 2.0, 1.0), 1 + two)
+        self._written = (self.runs, (steps.astype(np.float64), share))
+        return self._written[1]
 
     def __len__(self) -> int:
-        return len(self.first) + (self.n - 1) * len(self.growing)
+        written = self.n - 1 if self.runs is None else len(self.runs[0]) + int((self.runs[1] > self.runs[0]).sum())
+        return len(self.first) + written * len(self.growing)
 
     def column(self, c: int) -> tuple:
         """Column `c` of every row, in order, as pieces to concatenate: at iteration t a growing kernel's value
@@ -199,6 +253,10 @@ class _Steps:
         g = self.growing[:, c]
         if not len(g):
             return (self.first[:, c],)
+        if self.runs is not None:
+            steps, share = self._ends()
+            rest = g[None, :] + steps[:, None] * self.slope[None, :, c]
+            return self.first[:, c], (rest * share[:, None] if c == COUNT else rest).ravel()
         if self.slope[:, c].any():
             steps = np.arange(1, self.n, dtype=np.float64)[:, None]
             rest = (g[None, :] + steps * self.slope[None, :, c]).ravel()
@@ -207,11 +265,16 @@ class _Steps:
         return self.first[:, c], rest
 
 
-def lower(model: Model, stack: Stack, spec, per_iteration: bool = False, plan=None) -> KernelTable:
+def lower(model: Model, stack: Stack, spec, per_iteration: bool = False, plan=None,
+          closed_form: tuple | None = None) -> KernelTable:
     """The model's kernels as run by `stack` on the device described by `spec` (a HardwareSpec).
 
     An op that varies with its stage's iteration variable has kernels at every iteration: as arrays where they
     are affine in the iteration (`_affine_rows`), else (or with `per_iteration`) lowered one iteration at a time.
+    With `closed_form` (the engine.Terms the table will be costed under, on `spec` itself), such kernels are
+    written only at the ends of runs of iterations over which their costs are affine (`closed_form_runs`): sums
+    over the table are the same, and one analysis no longer grows with the number of iterations. One device
+    only (a multi-device plan rewrites the kernels after lowering: they are then written at every iteration).
     """
     check_device(model.precision, spec)  # fp4 only on a device with an fp4 rate
     st = stack.spec
@@ -242,7 +305,8 @@ def lower(model: Model, stack: Stack, spec, per_iteration: bool = False, plan=No
                 continue
             for res in op.per_iteration:
                 lower_it(out, res, op.count)
-    table = with_reuse(out.table(ops, stage_meta, st.launch), model)
+    closed = (spec, tuple(closed_form)) if closed_form and (plan is None or plan.devices == 1) else None
+    table = with_reuse(out.table(ops, stage_meta, st.launch, closed), model)
     if plan is None or plan.devices == 1:
         return table
     # a multi-device plan (parallel.Plan): one device's share of every kernel, plus the collectives
@@ -302,6 +366,174 @@ def _affine_rows(out: KernelRows, op, lower_at) -> _Steps | None:
     first = base.copy()
     first[constant, 14] *= n
     return _Steps(first, base[~constant], slope[~constant], n)
+
+
+# Iterations `closed_form_runs` reads one by one at the start of a stage, to find the spacing of the changes in
+# the engine's features (a cache length crossing a multiple of the attention key block, every 64 to 128 steps
+# on the devices here); pieces a run that fails its check is cut into at each further round (each round is one
+# evaluation of the engine)
+WINDOW = 256
+RUN_PIECES = 8
+# Shortest spacing of the changes worth the closed form: shorter runs write nearly a row per iteration anyway
+MIN_SPACING = 8
+# Fewest iterations worth it: below this, finding the runs (two evaluations of the engine and their
+# bookkeeping, ~1.5 ms) costs about what the rows it saves cost (bench/bench_autoregressive.py, llama2-7b on
+# A100: 4,096 output tokens 12.1 ms in closed form against 11.7 ms step by step; 8,192: 11.3 against 13.4)
+CLOSED_FORM_FROM = 4096
+# How far the middle of a run may sit off the line through its ends, relative to the ends: affine to rounding
+AFFINE_TOLERANCE = 1e-12
+
+
+def closed_form_runs(probe, first: int, last: int):
+    """Runs (first and last iterations, arrays) covering iterations `first` .. `last` of a block of kernels
+    whose every cost is affine in the iteration over each run, so that a run of m iterations costs exactly
+    m x (cost at its first + cost at its last) / 2; None where that is not shown or would gain little.
+
+    `probe(steps)` costs the block's kernels at those iterations (`_probe`): the engine's piecewise-constant
+    features (tile, wave and split counts and choices), the compute time before the power cap, and the margin
+    of each max() or comparison of the formulas (`engine.evaluate`). With one dimension x moving, monotonically,
+    each feature is monotone in the iteration once those it depends on are fixed, so equal at both ends of a
+    run it is the same throughout. With all of them fixed a kernel's compute time is C x FLOPs / x, C set by
+    the features: the ratio of two affine functions of the iteration, affine everywhere if it is affine at
+    three points of one run (then for every C). Each margin is then affine while the comparisons before it keep
+    their side: a side the same at both ends of a run is the same throughout, and one that changes, changes
+    once, where its margin is zero (the run is split there). Every other time is affine where no side changes.
+
+    The first WINDOW iterations are read one by one: their runs, straight at every iteration, show the compute
+    times affine, and the spacing of the last change of a feature there proposes the runs of the rest, each
+    checked at its ends. A run that fails is split where a side changes or else cut into RUN_PIECES, and each
+    piece checked again. Neighbouring pieces with the same features and sides join.
+    """
+    window = np.arange(first, min(first + WINDOW, last + 1))
+    f, u, m = probe(window.astype(np.float64))
+    key = np.concatenate([f, (m > 0).reshape(len(window), -1)], axis=1)
+    change = np.flatnonzero((key[1:] != key[:-1]).any(axis=1)) + 1
+    start = np.r_[0, change]
+    end = np.r_[change, len(window)] - 1
+    run = np.repeat(np.arange(len(start)), end - start + 1)
+    line = u[start][run] + (u[end] - u[start])[run] * ((np.arange(len(window)) - start[run])
+                                                      / np.maximum(end - start, 1)[run])[:, None]
+    if not (end - start >= 2).any() or not _close(u, line, np.maximum(np.abs(u[start]), np.abs(u[end]))[run]).all():
+        return None  # the compute times are not shown affine
+    pieces = [(window[start], window[end], key[start])]
+    if window[-1] < last:
+        moved = np.flatnonzero((f[1:] != f[:-1]).any(axis=1)) + 1  # changes of a feature (not of a side)
+        if len(moved) >= 2 and moved[-1] - moved[-2] < MIN_SPACING:
+            return None
+        edge = window[moved[-1]] if len(moved) else first
+        step = int(moved[-1] - moved[-2]) if len(moved) >= 2 else last + 1 - edge
+        # the runs from `edge` on are proposed (a window run reaching past it is cut there)
+        keep = pieces[0][0] < edge
+        pieces = [(pieces[0][0][keep], np.minimum(pieces[0][1][keep], edge - 1), pieces[0][2][keep])]
+        lo = np.arange(edge, last + 1, step)
+        pieces += _check_runs(probe, lo, np.r_[lo[1:] - 1, last])
+    lo, hi = np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces])
+    feats = np.concatenate([p[2] for p in pieces])
+    order = np.argsort(lo)
+    lo, hi, feats = lo[order], hi[order], feats[order]
+    new = np.ones(len(lo), dtype=bool)
+    new[1:] = (feats[1:] != feats[:-1]).any(axis=1)
+    return lo[new], hi[np.r_[np.flatnonzero(new)[1:] - 1, len(lo) - 1]]
+
+
+def _close(v, line, scale):
+    """Values on the line to rounding (NaN, a device without a power model, on NaN)."""
+    return (np.abs(v - line) <= AFFINE_TOLERANCE * scale) | (np.isnan(v) & np.isnan(line))
+
+
+def _check_runs(probe, lo, hi) -> list:
+    """`closed_form_runs`'s check of runs lo .. hi at their ends, in rounds: a run whose features match but
+    where a comparison changes side is split where the first such margin is zero; another that fails is cut
+    into RUN_PIECES. Returns the pieces that pass: (first, last, features and sides)."""
+    pieces = []
+    while len(lo):
+        f, _, m = probe(np.concatenate([lo, hi]).astype(np.float64))
+        k = len(lo)
+        s_lo, s_hi = m[:k] > 0, m[k:] > 0
+        same = (f[:k] == f[k:]).all(axis=1)
+        sides = (s_lo == s_hi).all(axis=(1, 2))
+        ok = same & sides
+        pieces.append((lo[ok], hi[ok], np.concatenate([f[:k], s_lo.reshape(k, -1)], axis=1)[ok]))
+        if ok.all():
+            break
+        # the first comparison that changes side (per kernel and point) has an affine margin over the run:
+        # split at its zero
+        differ = s_lo != s_hi
+        which = np.argmax(differ, axis=2)[..., None]
+        has = differ.any(axis=2)
+        m_lo = np.take_along_axis(m[:k], which, axis=2)[..., 0]
+        m_hi = np.take_along_axis(m[k:], which, axis=2)[..., 0]
+        zero = lo[:, None] + m_lo / np.where(has, m_lo - m_hi, 1.0) * (hi - lo)[:, None]
+        at = np.floor(np.where(has, zero, np.inf)).min(axis=1)
+        split = same & ~sides & np.isfinite(at)
+        at = np.clip(np.where(split, at, lo), lo, hi - 1).astype(lo.dtype)
+        cut_lo, cut_hi = lo[~ok & ~split], hi[~ok & ~split]  # at least two iterations each
+        size = cut_hi - cut_lo + 1
+        parts = np.minimum(RUN_PIECES, size)[:, None]
+        edges = cut_lo[:, None] + size[:, None] * np.minimum(np.arange(RUN_PIECES + 1), parts) // parts
+        keep = edges[:, 1:] > edges[:, :-1]
+        lo = np.concatenate([edges[:, :-1][keep], lo[split], at[split] + 1])
+        hi = np.concatenate([edges[:, 1:][keep] - 1, at[split], hi[split]])
+    return pieces
+
+
+def _one_dimension(p: _Steps) -> bool:
+    """Whether each growing kernel of `p` moves in at most one GEMM dimension, at least 1 throughout (the
+    engine clamps dimensions to 1): `closed_form_runs`'s premise."""
+    moving = p.slope[:, 9:13] != 0
+    if (moving.sum(axis=1) > 1).any():
+        return False
+    ends = np.stack([p.growing[:, 9:13] + p.slope[:, 9:13], p.growing[:, 9:13] + (p.n - 1) * p.slope[:, 9:13]])
+    return bool((ends[:, moving] >= 1).all())
+
+
+def _probe(rows: np.ndarray, per_step: int, peaks: list, effs: list, backends: list, stage_meta: list,
+           launch: str, cols: dict, terms: tuple) -> tuple:
+    """`closed_form_runs`'s probe of a block's kernel rows ([iterations x kernels, 16]), per iteration: the
+    engine's features, compute times before the power cap, and margins ([iterations, kernels x points, margins])
+    under each of `terms`, at the design point(s) of `cols`."""
+    ints = rows[:, :7].astype(np.int64)
+    meta = np.array(stage_meta, dtype=np.float64).reshape(-1, 3)
+    table = KernelTable([], ints[:, 0], ints[:, 1], ints[:, 2], ints[:, 3], ints[:, 4], peaks, ints[:, 5], effs,
+                        ints[:, 6], backends, rows[:, 7], rows[:, 8], rows[:, 9:13], rows[:, 13], rows[:, COUNT],
+                        rows[:, 15], meta[:, 0], meta[:, 1], meta[:, 2].astype(bool), launch)
+    features, uncapped, margins = [], [], []
+    for t in terms:
+        out = evaluate(table, cols, t, bound=False, energy=False, features=features)
+        uncapped.append(out["uncapped"])
+        margins += out["margins"]
+    steps = len(rows) // per_step
+    shape = uncapped[0].shape  # [points, kernels]
+    f = np.stack([np.broadcast_to(x, shape) for x in features], axis=-1).astype(np.float64)
+    f[np.isnan(f)] = -np.inf  # NaN compares unequal to itself: a feature the same NaN at both ends is the same
+    u = np.stack(uncapped, axis=-1)
+    m = np.stack([np.broadcast_to(x, shape) for x in margins], axis=-1)
+    return (f.transpose(1, 0, 2).reshape(steps, -1), u.transpose(1, 0, 2).reshape(steps, -1),
+            m.transpose(1, 0, 2).reshape(steps, -1, m.shape[-1]))
+
+
+def _runs_apart(table: KernelTable, p: _Steps) -> bool:
+    """Whether each iteration's row of every growing kernel of `p` differs from every other row of `table` in
+    the columns `compact` merges kernels on (the host model's, without re-reads): one of its moving columns
+    lies outside the kernel's range of iterations 1 .. n-1, or one of its fixed columns differs."""
+    cols = [table.stage, table.category, table.unit, table.peak, table.eff, table.backend, table.flops, table.bytes,
+            *table.gemm.T, table.launches, table.host]
+    layout = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15]  # their places in a kernel row
+    written = (len(p) - len(p.first)) // len(p.growing)
+    for j in range(len(p.growing)):
+        moving = [i for i, c in enumerate(layout) if p.slope[j, c] != 0]
+        if not moving:
+            return False
+        c = layout[moving[0]]
+        a, b = p.growing[j, c] + p.slope[j, c], p.growing[j, c] + (p.n - 1) * p.slope[j, c]
+        x = cols[moving[0]]
+        same = (x >= min(a, b)) & (x <= max(a, b))
+        for i, col in enumerate(cols):
+            if i not in moving:
+                same &= col == p.growing[j, layout[i]]
+        if int(same.sum()) != written:  # its own rows only
+            return False
+    return True
 
 
 def lower_op(out: KernelRows, oid: int, si: int, kind: str, category: str, dtype: str, res, count: float,
@@ -525,9 +757,25 @@ def compact(table: KernelTable, rows: bool = False, reuse: bool = True, groups: 
                       table.stage_sync, table.launch, comm_overlap=table.comm_overlap, sharding=table.sharding)
     if reuse:  # part of the features: merged kernels share them
         out.reread, out.reuse = np.take(table.reread, first, axis=0), np.take(table.reuse, first, axis=0)
+    if getattr(table, "runs", None):
+        out.runs = _runs_in(table.runs, first, inverse)
     if rows and groups:
         return out, first, inverse
     return (out, first) if rows else out
+
+
+def _runs_in(runs: list, first: np.ndarray, inverse: np.ndarray) -> list:
+    """A table's `runs` (first row, kernels per iteration, iterations of each run) in its `compact` form: the
+    rows of runs are alone in their groups (`KernelRows.table` writes them so), so they keep their order."""
+    alone = np.bincount(inverse, minlength=len(first)) == 1
+    out = []
+    for start, g, m in runs:
+        n = g * int(len(m) + (m > 1).sum())
+        at = inverse[start:start + n]
+        if not (alone[at].all() and (at == at[0] + np.arange(n)).all()):
+            raise RuntimeError("a run's kernels merged with another kernel (mapping._runs_apart should prevent it)")
+        out.append((int(at[0]), g, m))
+    return out
 
 
 # Re-read slots per kernel: an op reading more distinct earlier tensors than this has the rest merged into the

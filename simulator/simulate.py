@@ -12,6 +12,11 @@ from .results import Result
 from .stacks import Stack, choose_stack, load_stack
 
 
+# Autoregressive stages costed in closed form over runs of iterations (mapping.closed_form_runs); False: every
+# iteration's kernels costed one by one (the path before, for comparison: tests/test_autoregressive.py)
+CLOSED_FORM = True
+
+
 def load_model(model: str, overrides: dict | None = None, attention: str = "flash") -> Model:
     """A built-in id or a YAML path, with workload overrides (`--set`)."""
     path = resolve("models", model)
@@ -106,7 +111,10 @@ def compare(model: str | Model, hardware: list[str], overrides: dict | None = No
         st = resolve_stack(stack, built, hw, fusion, graphs)
         for plan in plans:
             check_links(plan, hw.spec, hw.id)
-            results.append(cost(built, lower(built, st, hw.spec, plan=plan), hw, st, terms))
+            # a stage's kernels at every iteration written at the ends of runs costed in closed form (FULL and
+            # ROOFLINE: cost() reads both); CLOSED_FORM = False writes every iteration (the same answer)
+            closed = (terms, ROOFLINE) if CLOSED_FORM else None
+            results.append(cost(built, lower(built, st, hw.spec, plan=plan, closed_form=closed), hw, st, terms))
             results[-1].warnings += field_warnings(results[-1], hw_overrides)
     return results
 

@@ -198,3 +198,123 @@ def test_growing_rows_are_grouped_as_numpy_groups_them(model, overrides, attenti
     got = mapping.row_groups(columns, table.steps)
     assert_groups(got, numpy_groups(columns))
     assert got[1][twin] == got[1][start + 4 * period]
+
+
+# --- closed form over runs of steps (mapping.closed_form_runs): run() with the decode's growing kernels written
+# at the ends of runs of steps over which their costs are affine, against the same run() with every step written
+
+def closed_and_every_step(monkeypatch, model, overrides, **options):
+    """(closed form, every step) results of `run()`; the closed form taken from the window's length on (not only
+    from mapping.CLOSED_FORM_FROM), so that short decodes check it too."""
+    from simulator import simulate
+    monkeypatch.setattr(mapping, "CLOSED_FORM_FROM", 0)
+    closed = simulate.run(model, overrides=overrides, **options)
+    monkeypatch.setattr(simulate, "CLOSED_FORM", False)
+    every = simulate.run(model, overrides=overrides, **options)
+    return closed, every
+
+
+CLOSED_CASES = [
+    ("llama2-7b", {"prompt_tokens": 2048, "output_tokens": n}, {}, n >= 2048) for n in (1, 7, 128, 2048, 32768)] + [
+    ("llama3-8b", {"output_tokens": 1000}, {}, True),
+    ("llama3-8b", {"output_tokens": 1000}, {"hardware": "mi300x", "stack": "compile-cudagraphs"}, True),
+    ("llama2-7b", {"prompt_tokens": 512, "output_tokens": 700, "batch": 8}, {"hardware": "b200", "stack": "tensorrt"},
+     False),
+    ("llama2-70b", {"prompt_tokens": 300, "output_tokens": 400, "batch": 4}, {"devices": 2}, False),  # one device only
+    ("cm3leon", {}, {}, True),
+    # one decode step's self-attention is the same kernel as the cross-attention to the text (the host model
+    # merges the two): written at every step
+    ("parti", {"height": 512, "width": 512}, {}, False),
+    # eager softmax over rows longer than 1024 takes extra passes: the materialised attention crosses it mid-decode,
+    # so its kernels are lowered step by step (not affine in the step) and only the cache append is an array
+    ("llama2-7b", {"prompt_tokens": 700, "output_tokens": 600}, {"attention": "math", "stack": "eager"}, False),
+]
+
+
+@pytest.mark.parametrize("model,overrides,options,collapsed", CLOSED_CASES,
+                         ids=[f"{m}-{'-'.join(map(str, o.values()))}-{'-'.join(map(str, p.values()))}"
+                              for m, o, p, _ in CLOSED_CASES])
+def test_closed_form_runs_equal_every_step(monkeypatch, model, overrides, options, collapsed):
+    """Every number of the JSON (time, FLOPs, bytes, energy, memory, per op, per stage, serving), and the
+    per-layer and per-stage figures, to 1e-9 relative."""
+    closed, every = closed_and_every_step(monkeypatch, model, overrides, **options)
+    assert_equal_results(closed, every)
+    assert bool(getattr(closed.table, "runs", None)) == collapsed
+    if collapsed:
+        assert len(closed.table) < len(every.table) / 3
+
+
+def test_closed_form_is_the_default_of_run_from_its_threshold():
+    from simulator import simulate
+    assert simulate.CLOSED_FORM
+    long = simulate.run("llama2-7b", overrides={"prompt_tokens": 2048, "output_tokens": mapping.CLOSED_FORM_FROM + 2})
+    short = simulate.run("llama2-7b", overrides={"prompt_tokens": 2048, "output_tokens": 128})
+    assert long.table.runs and not getattr(short.table, "runs", None)
+
+
+def synthetic_probe(change_every=10, flip=37.5):
+    """A block of one kernel whose only feature changes every `change_every` iterations, compute time affine, and
+    one comparison changing side at iteration `flip` (its margin is the iteration less `flip`)."""
+    def probe(steps):
+        return (np.floor(steps / change_every)[:, None], (2.0 * steps + 1.0)[:, None],
+                (steps - flip)[:, None, None])
+    return probe
+
+
+@pytest.mark.parametrize("flip", [37.5, 1234.5, 1239.0])
+def test_runs_end_where_a_feature_or_a_side_changes(flip):
+    """Runs are the stretches of equal features, split where a side changes: in the window read step by step
+    (37.5) or later, found from the margins at a run's ends (1234.5, 1239: the zero at the run's last step)."""
+    start, end = mapping.closed_form_runs(synthetic_probe(flip=flip), 1, 3000)
+    cuts = sorted({t for t in range(10, 3001, 10)} | {int(np.floor(flip)) + 1})
+    assert list(start) == [1] + cuts
+    assert list(end) == [c - 1 for c in cuts] + [3000]
+
+
+def test_runs_refused_where_compute_is_not_affine_or_changes_too_often():
+    bent = lambda steps: (np.zeros((len(steps), 1)), (steps ** 2)[:, None], np.ones((len(steps), 1, 1)))
+    assert mapping.closed_form_runs(bent, 1, 5000) is None
+    assert mapping.closed_form_runs(synthetic_probe(change_every=mapping.MIN_SPACING - 1), 1, 5000) is None
+
+
+def test_host_leads_over_a_run_equal_the_leads_of_its_steps():
+    """engine.host_excess on runs written at their ends equals the same table with every step a row, for host
+    faster than the device, slower, and crossing it within a run (the lead then peaks inside the run)."""
+    from simulator.engine import KernelTable, host_excess
+    m = np.array([5, 1, 40, 2])  # steps of each run
+
+    def table(rows, runs=None):
+        n = len(rows)
+        t = KernelTable([], np.zeros(n, int), np.zeros(n, int), np.zeros(n, int), np.zeros(n, int), np.zeros(n, int),
+                        [], np.zeros(n, int), [], np.zeros(n, int), [], np.ones(n), np.ones(n), np.zeros((n, 4)),
+                        np.ones(n), np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), np.array([100.0]),
+                        np.array([0.0]), np.array([False]))
+        if runs:
+            t.runs = runs
+        return t
+    for host in (1e-6, 5e-5, 2.2e-5):
+        for count in (3.0, 0.5):  # runs of a kernel per step: more than one per repeat, and fewer
+            d0, d1 = np.array([1e-5, 3e-5, 2e-5, 4e-5]), np.array([3e-5, 3e-5, 5e-5, 1e-5])
+            steps = [(count, host, d0[r] + (d1[r] - d0[r]) * i / max(m[r] - 1, 1))
+                     for r in range(len(m)) for i in range(m[r])]
+            ends = []
+            for r in range(len(m)):
+                ends += [(count * m[r] / 2, host, d0[r]), (count * m[r] / 2, host, d1[r])] if m[r] > 1 else \
+                    [(count, host, d0[r])]
+            pre = [(2.0, 3e-5, 1e-5)]
+            every = table(pre + [(c, h) for c, h, _ in steps])
+            closed = table(pre + [(c, h) for c, h, _ in ends], [(1, 1, m)])
+            t_every = np.array([[1e-5] + [d for *_, d in steps]])
+            t_closed = np.array([[1e-5] + [d for *_, d in ends]])
+            a, b = host_excess(closed, t_closed), host_excess(every, t_every)
+            assert np.allclose(a, b, rtol=1e-12, atol=0), (host, count, a, b)
+
+
+@pytest.mark.parametrize("off", [{"wave", "power"}, {"tile", "achievable"}, {"overhead", "latency"}])
+def test_closed_form_under_other_efficiency_terms(monkeypatch, off):
+    """The runs are found for the Terms the table is costed under (and the bare roofline beside them)."""
+    from simulator.engine import Terms
+    closed, every = closed_and_every_step(monkeypatch, "llama2-7b", {"prompt_tokens": 1024, "output_tokens": 3000},
+                                          terms=Terms.without(off))
+    assert_equal_results(closed, every)
+    assert closed.table.runs
