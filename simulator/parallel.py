@@ -2,8 +2,8 @@
 
 A plan is a mapping decision (the model files know nothing of it): `tp=2,pp=1,dp=1,sp=4,cfg=2,ep=1`, each degree
 1 when omitted, their product the number of devices (with `ring=N`, ring attention, beside them). Ranks are laid
-out tensor-parallel innermost, then sequence (Ulysses, then ring), CFG, data and pipeline (Megatron-LM's order,
-which keeps the chattiest group inside a node). `rewrite` takes the single-device kernel table and returns one
+out tensor-parallel innermost, then sequence (Ulysses, then ring), CFG, expert, data and pipeline (Megatron-LM's
+order, which keeps the chattiest group inside a node). `rewrite` takes the single-device kernel table and returns one
 device's share of it plus the collectives:
 
 - tensor parallelism (Megatron-LM, Shoeybi et al. 2019, section 3): a linear reading a replicated tensor is split
@@ -35,6 +35,13 @@ device's share of it plus the collectives:
 - CFG parallelism (xDiT, Fang et al. 2024, arXiv 2411.01738): the conditional and unconditional halves of the
   guidance batch run on different devices; the halves are all-gathered where the batch is combined.
 - data parallelism: each replica runs batch / dp; no communication at inference.
+- expert parallelism for mixture-of-experts layers (GShard, Lepikhin et al. 2020, arXiv 2006.16668;
+  DeepSpeed-MoE, Rajbhandari et al. 2022, arXiv 2201.05596, section 5.2): the layout is DeepSpeed-MoE's, ep
+  groups inside dp. Attention and every dense op run data-parallel over the ep devices (batch / ep sequences
+  each, weights replicated, KV cache split), each device holds E / ep of every MoE layer's experts, and two
+  all-to-alls per MoE layer dispatch each device's routed token rows to their experts' devices and combine the
+  outputs back. Under uniform routing a device runs T k / ep rows over its experts and reads the weights of
+  the touched ones among its own. Combined with dp and pp; with tp, sp, ring or cfg it is refused (not modelled).
 - pipeline parallelism: layers in pp stages; one request passes every stage in turn (no faster), with one
   point-to-point transfer of the activations at each stage boundary; weights and KV cache are split pp ways.
 Convolutions are split only by the data-like degrees (sp: by patches, as DistriFusion/xDiT's patch-parallel
@@ -49,7 +56,7 @@ import numpy as np
 
 from .dtypes import BYTES
 from .errors import SpecError
-from .ops import CATEGORIES, UNITS, numel
+from .ops import CATEGORIES, UNITS, experts_touched, numel
 
 CONTRACT = ("tp", "pp", "dp", "sp", "cfg", "ep")  # the issue's plan keys
 DEGREES = CONTRACT + ("ring",)  # ring attention (context parallelism), the second half of xDiT's USP
@@ -78,10 +85,10 @@ class Plan:
         return {d: getattr(self, d) for d in DEGREES} | {"devices": self.devices}
 
     def stride(self, degree: str) -> int:
-        """Ranks between consecutive members of a `degree` group (tp innermost, then sp, ring, cfg, dp, pp).
+        """Ranks between consecutive members of a `degree` group (tp innermost, then sp, ring, cfg, ep, dp, pp).
         Ulysses inside ring, as xDiT's USP lays them out (yunchang's set_seq_parallel_pg with use_ulysses_low),
         so an sp x ring group is sp x ring consecutive sequence ranks."""
-        order = ("tp", "sp", "ring", "cfg", "dp", "pp", "ep")
+        order = ("tp", "sp", "ring", "cfg", "ep", "dp", "pp")  # ep groups inside dp, as DeepSpeed-MoE forms them
         return math.prod(getattr(self, d) for d in order[:order.index(degree)])
 
 
@@ -246,11 +253,7 @@ def _cfg_on(model) -> bool:
 def check_plan(plan: Plan, model) -> None:
     """The model-level constraints of a plan, each refused with the plan and the constraint."""
     if plan.ep > 1:
-        if any(op.kind == "moe_linear" for s in model.stages for op in s.ops):
-            raise SpecError(f"plan {plan}: expert parallelism (ep={plan.ep}) is not modelled yet; split the experts "
-                            f"with tp instead")
-        raise SpecError(f"plan {plan}: ep={plan.ep} needs mixture-of-experts layers, and model "
-                        f"'{model.id}' has none")
+        _check_experts(plan, model)
     if plan.cfg > 2:
         raise SpecError(f"plan {plan}: cfg={plan.cfg}, but classifier-free guidance has two branches (cfg=2)")
     if plan.cfg == 2 and not _cfg_on(model):
@@ -260,12 +263,41 @@ def check_plan(plan: Plan, model) -> None:
     batch = model.params.get("batch")
     if plan.dp > 1 and isinstance(batch, int) and batch % plan.dp:
         raise SpecError(f"plan {plan}: dp={plan.dp} does not divide the batch of {batch}")
+    if plan.ep > 1 and isinstance(batch, int) and batch % (plan.dp * plan.ep):
+        raise SpecError(f"plan {plan}: ep={plan.ep} splits the batch like dp (each device routes its own "
+                        f"sequences), and dp x ep = {plan.dp * plan.ep} does not divide the batch of {batch}")
     if plan.ring > 1:
         _check_ring(plan, model)
     if plan.pp > 1:
         layers = max((op.count for s in model.stages for op in s.ops), default=1)
         if plan.pp > layers:
             raise SpecError(f"plan {plan}: pp={plan.pp} is more than the {layers} layers of '{model.id}'")
+
+
+def experts(stage, op) -> int:
+    """The expert count of a `moe_linear` op, from its parameters: E x d x n (+ n each with a bias). Exact while
+    E <= d (E x d is then never a multiple of d + 1), which every MoE model has (Mixtral 8 experts at d 4096,
+    DeepSeek-V3 256 at 2048)."""
+    d = stage.tensors[op.inputs[0]].shape[-1]
+    n = stage.tensors[op.outputs[0]].shape[-1]
+    params = op.result.params
+    return params // (d * n) if params % (d * n) == 0 else params // (n * (d + 1))
+
+
+def _check_experts(plan: Plan, model) -> None:
+    """Expert parallelism needs experts that ep divides, and is modelled over the data dimension only."""
+    moe = [(s, op) for s in model.stages for op in s.ops if op.kind == "moe_linear"]
+    if not moe:
+        raise SpecError(f"plan {plan}: ep={plan.ep} needs mixture-of-experts layers, and model "
+                        f"'{model.id}' has none")
+    others = [f"{d}={getattr(plan, d)}" for d in ("tp", "sp", "ring", "cfg") if getattr(plan, d) > 1]
+    if others:
+        raise SpecError(f"plan {plan}: ep with {', '.join(others)} is not modelled (ep runs attention data-parallel, "
+                        f"as DeepSpeed-MoE does); combine ep with dp or pp, or split the experts with tp alone")
+    for stage, op in moe:
+        e = experts(stage, op)
+        if e % plan.ep:
+            raise SpecError(f"plan {plan}: ep={plan.ep} does not divide the {e} experts of {stage.name}/{op.name}")
 
 
 def _check_ring(plan: Plan, model) -> None:
@@ -306,7 +338,8 @@ def rewrite(table, model, plan: Plan, comm_overlap: bool = False):
     adiv = np.ones(n_ops)       # divisor of its activation bytes
     keep_in = np.zeros(n_ops)   # activation bytes not divided by tp (a column split reads the whole input)
     gemm_div = np.ones((n_ops, 4))
-    weights = np.zeros(n_ops)
+    weights = np.zeros(n_ops)   # weight bytes each op owns
+    read = np.zeros(n_ops)      # weight bytes one run of it reads (a MoE layer: its touched experts')
     comm = []                   # (stage, kind, group, stride, bytes, runs)
     record = Sharding(plan)
     tp, sp, cfg, dp = plan.tp, plan.sp, plan.cfg, plan.dp
@@ -323,21 +356,34 @@ def rewrite(table, model, plan: Plan, comm_overlap: bool = False):
         stage = model.stages[si]
         runs = op.count * stage.repeat
         out_shape = op.result.outputs[0] if op.result.outputs else ()
-        weights[oid] = op.weight_bytes
+        weights[oid] = read[oid] = op.weight_bytes
         data = 1.0  # divisor from the data-like degrees
         data_axis = 1 if op.kind != "attention" else 0
         if seq > 1 and stage.iteration is None and len(out_shape) >= 3:
             data *= seq
         if cfg > 1 and out_shape and out_shape[0] % cfg == 0:
             data *= cfg
-        if dp > 1 and out_shape and out_shape[0] % dp == 0:
-            data *= dp
+        replicas = dp * plan.ep  # ep splits the batch as dp does: DeepSpeed-MoE's expert groups inside dp
+        if replicas > 1 and out_shape and out_shape[0] % replicas == 0:
+            data *= replicas
         mode = per_stage_tp.get(si, ({}, []))[0].get(op.index) if tp > 1 else None
         t = tp if mode else 1
         comp[oid] = t * data
         wdiv[oid] = t
         adiv[oid] = data
         gemm_div[oid, data_axis] *= data
+        if op.kind == "moe_linear":
+            out = stage.tensors[op.outputs[0]].shape  # [..., top_k, n]
+            e = experts(stage, op)
+            # the kernel reads only the touched experts' weights (ops.moe_linear), not all it owns
+            read[oid] = op.weight_bytes * experts_touched(e, out[-2], numel(out[:-2])) / e
+            if plan.ep > 1 and data % plan.ep == 0:
+                # a device holds E/ep experts and runs them over the rows routed to them from every device of
+                # its group: T k / ep rows under uniform routing, as many per expert as on one device, so ep
+                # divides the touched experts (the GEMM's batch axis) and their weights, not the rows per expert
+                wdiv[oid] *= plan.ep
+                gemm_div[oid, data_axis] /= plan.ep
+                gemm_div[oid, 0] *= plan.ep
         if mode == "col":
             gemm_div[oid, 2] *= tp
             keep_in[oid] = _bytes(stage, op.inputs[0]) / data
@@ -388,8 +434,10 @@ def rewrite(table, model, plan: Plan, comm_overlap: bool = False):
         _cfg_gathers(model, table, plan, comm)
     if plan.pp > 1:
         _pipeline_sends(model, plan, comm)
+    if plan.ep > 1:
+        _expert_exchanges(model, plan, comm)
 
-    new = _scaled(table, comp, wdiv, adiv, keep_in, gemm_div, weights, calls)
+    new = _scaled(table, comp, wdiv, adiv, keep_in, gemm_div, read, calls)
     new = _with_collectives(new, comm, comm_overlap)
     for si, kind, n, _, _, runs in comm:
         key = (model.stages[si].name, kind, n)
@@ -436,6 +484,36 @@ def _cfg_gathers(model, table, plan: Plan, comm: list) -> None:
                 split_storage.update(stage.tensors[t].storage for t in op.outputs)
 
 
+def _expert_exchanges(model, plan: Plan, comm: list) -> None:
+    """Expert parallelism's two all-to-alls per MoE layer (GShard, Lepikhin et al. 2020, arXiv 2006.16668,
+    section 2.2 and Algorithm 2; DeepSpeed-MoE, Rajbhandari et al. 2022, arXiv 2201.05596, section 5.2): each
+    device dispatches its tokens' routed rows (T/ep tokens x top_k x hidden) to the devices of their experts
+    before the first expert GEMM, and the expert outputs come back the same way where they leave the experts
+    (the weighted sum). Uniform routing keeps 1/ep of the rows local, so each moves (ep-1)/ep of that buffer
+    (collectives.gather_like). Ops between expert GEMMs (SwiGLU's silu and product) run beside them."""
+    data = plan.dp * plan.ep
+    for si, stage in enumerate(model.stages):
+        inside, sent = set(), set()  # storages on the expert side; storages already dispatched or combined
+        for op in stage.ops:
+            ins = [stage.tensors[t].storage for t in op.inputs]
+            runs = op.count * stage.repeat
+            if op.kind == "moe_linear":
+                x = stage.tensors[op.inputs[0]]
+                if x.storage not in inside and x.storage not in sent:  # gate and up share one dispatch
+                    rows = numel(stage.tensors[op.outputs[0]].shape[:-1])
+                    comm.append((si, "all_to_all", plan.ep, plan.stride("ep"),
+                                 rows * x.shape[-1] * BYTES[x.dtype] / data, runs))
+                    sent.add(x.storage)
+            elif not (ins and op.category == "elementwise" and all(s in inside for s in ins)):
+                for name, s in zip(op.inputs, ins):
+                    if s in inside and s not in sent:
+                        comm.append((si, "all_to_all", plan.ep, plan.stride("ep"), _bytes(stage, name) / data,
+                                     runs))
+                        sent.add(s)
+                continue
+            inside.update(stage.tensors[t].storage for t in op.outputs)
+
+
 def _pipeline_sends(model, plan: Plan, comm: list) -> None:
     """pp - 1 stage boundaries per pass through a stage's repeated layers, each sending the activations that
     enter a layer (the first input of the first op of the most repeated block)."""
@@ -444,7 +522,7 @@ def _pipeline_sends(model, plan: Plan, comm: list) -> None:
         if layers < plan.pp or not stage.ops:
             continue
         first = next(op for op in stage.ops if op.count == layers and op.inputs)
-        size = _bytes(stage, first.inputs[0]) / (plan.sp * plan.ring * plan.cfg * plan.dp)
+        size = _bytes(stage, first.inputs[0]) / (plan.sp * plan.ring * plan.cfg * plan.dp * plan.ep)
         comm.append((si, "p2p", 2, plan.stride("pp"), size, (plan.pp - 1) * stage.repeat))
 
 
@@ -523,8 +601,8 @@ def _memory(record: Sharding, model, table, plan: Plan, wdiv, weights) -> None:
             continue
         share = split[si] / owned[si] if owned[si] else 1.0
         weight_bytes += s.weight_bytes * share / plan.pp
-    data = plan.sp * plan.ring * plan.cfg * plan.dp
-    kv_div = plan.tp * plan.pp * plan.dp
+    data = plan.sp * plan.ring * plan.cfg * plan.dp * plan.ep
+    kv_div = plan.tp * plan.pp * plan.dp * plan.ep  # ep holds batch / ep sequences per device, as dp
     act = max((s.peak_activation_bytes / data + s.state_bytes / kv_div for s in model.stages), default=0.0)
     record.weight_bytes = weight_bytes
     record.kv_cache_bytes = max((s.state_bytes / kv_div for s in model.stages), default=0.0)
