@@ -57,7 +57,10 @@ def wan(cls: str, folder, part_of, out) -> dict:
                      op("guidance", "add", ["pred_uncond", "guidance_scale"], when="cfg"),
                      op("sampler_scale", "scale", "guidance"),
                      op("sampler_update", "add", ["latents", "sampler_scale"])]}, Part({}, {}, [], ""))
-    out.add(decoder_stage(vae, decoder), decoder)
+    # WanPipeline's docstring example loads the VAE in float32 (torch_dtype=torch.float32), as the Wan repository does
+    stage = decoder_stage(vae, decoder)
+    stage["bind"] |= {"dtype": "decoder_dtype"}
+    out.add(stage, decoder)
     params = {"batch": {"default": 1, "min": 1, "help": "videos generated together (batch size)"}}
     params |= {k: denoiser.facts["params"][k] for k in ("height", "width", "frames")}
     # WanPipeline.__call__: num_inference_steps 50, guidance_scale 5.0 (> 1: CFG on), max_sequence_length 512;
@@ -65,7 +68,8 @@ def wan(cls: str, folder, part_of, out) -> dict:
     params |= {"steps": {"default": 50, "min": 1, "help": "sampling steps (one transformer call per CFG pass)"},
                "cfg": {"default": True, "type": "bool", "help": "switches classifier-free guidance on or off; the "
                        "guidance scale does not change the cost"},
-               "text_tokens": denoiser.facts["params"]["text_tokens"], "dtype": dtype_param("bf16")}
+               "text_tokens": denoiser.facts["params"]["text_tokens"], "dtype": dtype_param("bf16"),
+               "decoder_dtype": dtype_param("fp32", "data type of the video decoder")}
     return model_file(net, f"{cls} ({folder.name})", "ttv", params, out.blocks, out.stages,
                       f"{cls}: {text.cls}, {net.cls} run twice per step (conditional and unconditional pass), "
                       f"{vae.cls} decoder", folder)
