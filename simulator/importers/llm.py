@@ -43,17 +43,23 @@ MOE_DECODER_LAYER = {"args": {"d": None, "heads": None, "kv_heads": None, "ff": 
     op("combined", "reduce", "weighted", axis=2, mode="sum"), op("out", "add", ["res1", "combined"])]}
 
 
-@network("LlamaForCausalLM", "MixtralForCausalLM")
-def llama(config: Config) -> dict:
+def llama_dims(config: Config, expect: tuple = ()) -> tuple[int, int, int]:
+    """Width, query heads and key/value heads of a Llama-style config, refusing the variants the blocks do not
+    model (another activation, attention or MLP biases, and whatever `expect` adds)."""
     for key, allowed, default in (("hidden_act", ("silu",), "silu"), ("attention_bias", (False,), False),
-                                  ("mlp_bias", (False,), False), ("tie_word_embeddings", (False,), False),
-                                  ("sliding_window", (None,), None)):
+                                  ("mlp_bias", (False,), False), *expect):
         config.expect(key, allowed, default)
-    d = config.int("hidden_size")
     heads = heads_of(config, "hidden_size", "num_attention_heads", "head_dim")
     kv_heads = config.int("num_key_value_heads", heads)
     if heads % kv_heads:
         raise config.error("num_key_value_heads", f"{kv_heads} key/value heads do not divide {heads} query heads")
+    return config.int("hidden_size"), heads, kv_heads
+
+
+@network("LlamaForCausalLM", "MixtralForCausalLM")
+def llama(config: Config) -> dict:
+    d, heads, kv_heads = llama_dims(config, (("tie_word_embeddings", (False,), False),
+                                             ("sliding_window", (None,), None)))
     vocab, layers = config.int("vocab_size"), config.int("num_hidden_layers")
     args = {"d": d, "heads": heads, "kv_heads": kv_heads, "ff": config.int("intermediate_size")}
     moe = config.cls == "MixtralForCausalLM"

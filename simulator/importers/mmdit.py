@@ -148,14 +148,20 @@ def rope_joint_attention(gates: tuple) -> list:
             block("ctx_out", "GatedFF", ["cres1", f"cmod.{shift}", f"cmod.{scale}", f"cmod.{gff}"], {"d": "d"})]
 
 
+def dual_stream_modulation() -> list:
+    """The head of a dual-stream block (Flux, HunyuanVideo): adaLN-Zero of each stream from the time embedding, and
+    each stream's LayerNorm (no weights) modulated by its shift and scale."""
+    return [block("mod", "AdaLNZero", "temb", {"d": "d"}), block("cmod", "AdaLNZero", "temb", {"d": "d"}),
+            op("norm1", "layer_norm", "x", affine=False),
+            block("mod1", "Modulate", ["norm1", "mod.shift_msa", "mod.scale_msa"]),
+            op("cnorm1", "layer_norm", "ctx", affine=False),
+            block("cmod1", "Modulate", ["cnorm1", "cmod.shift_msa", "cmod.scale_msa"])]
+
+
 def flux_blocks() -> dict:
     """FluxTransformerBlock (double stream: per-head QK RMS norm, [text; image] joint attention with RoPE) and
     FluxSingleTransformerBlock (one stream over [text; image], attention and MLP in parallel)."""
-    ops = [block("mod", "AdaLNZero", "temb", {"d": "d"}), block("cmod", "AdaLNZero", "temb", {"d": "d"}),
-           op("norm1", "layer_norm", "x", affine=False),
-           block("mod1", "Modulate", ["norm1", "mod.shift_msa", "mod.scale_msa"]),
-           op("cnorm1", "layer_norm", "ctx", affine=False),
-           block("cmod1", "Modulate", ["cnorm1", "cmod.shift_msa", "cmod.scale_msa"])]
+    ops = dual_stream_modulation()
     ops += [op(n, "linear", "mod1", out_features="d") for n in ("q", "k", "v")]
     ops += [block(f"norm_{n}", "HeadRMSNorm", n, {"heads": "heads"}) for n in ("q", "k")]
     ops += [op(f"add_{n}", "linear", "cmod1", out_features="d") for n in ("q", "k", "v")]
@@ -248,11 +254,7 @@ def hunyuan_blocks() -> dict:
     """HunyuanVideoTransformerBlock (dual stream: per-stream adaLN-Zero, projections, q/k RMS norms and FFs; RoPE on
     the video queries and keys; one attention over [video; text]), HunyuanVideoSingleTransformerBlock and the token
     refiner's IndividualTokenRefinerBlock (self-attention on the text, gates from the refiner's own embedding)."""
-    dual = [block("mod", "AdaLNZero", "temb", {"d": "d"}), block("cmod", "AdaLNZero", "temb", {"d": "d"}),
-            op("norm1", "layer_norm", "x", affine=False),
-            block("mod1", "Modulate", ["norm1", "mod.shift_msa", "mod.scale_msa"]),
-            op("cnorm1", "layer_norm", "ctx", affine=False),
-            block("cmod1", "Modulate", ["cnorm1", "cmod.shift_msa", "cmod.scale_msa"])]
+    dual = dual_stream_modulation()
     dual += [op(n, "linear", "mod1", out_features="d") for n in ("q", "k", "v")]
     dual += [block(f"norm_{n}", "HeadRMSNorm", n, {"heads": "heads"}) for n in ("q", "k")]
     dual += [op("q_rope", "rope", "norm_q"), op("k_rope", "rope", "norm_k")]

@@ -215,14 +215,8 @@ def llama_model(config: Config) -> Part:
     """transformers LlamaModel as a text encoder (HunyuanVideo's, the language model of llava-llama-3-8b): token
     embedding, LlamaDecoderLayers (bias-free q/k/v/o, grouped-query causal attention with RoPE, SwiGLU), the final
     RMSNorm; no LM head. Pipelines that read an earlier layer's hidden state still run every layer."""
-    for key, allowed, default in (("hidden_act", ("silu",), "silu"), ("attention_bias", (False,), False),
-                                  ("mlp_bias", (False,), False)):
-        config.expect(key, allowed, default)
-    d = config.int("hidden_size")
-    heads = heads_of(config, "hidden_size", "num_attention_heads", "head_dim")
-    kv_heads = config.int("num_key_value_heads", heads)
-    if heads % kv_heads:
-        raise config.error("num_key_value_heads", f"{kv_heads} key/value heads do not divide {heads} query heads")
+    from .llm import llama_dims
+    d, heads, kv_heads = llama_dims(config)
     layer = decoder_layer(qkv_bias=False)
     ops = [op("embed_tokens", "embedding", "tokens", num_embeddings=config.int("vocab_size"), dim=d),
            block("layers", "Layer", "embed_tokens", {"d": d, "heads": heads, "kv_heads": kv_heads,
