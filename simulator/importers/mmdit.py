@@ -102,11 +102,7 @@ def sd3(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACTOR) -> 
                 block("last_block", "JointBlockLast", ["blocks.x", "blocks.ctx", "temb"], args)]
     else:
         ops.append(block("last_block", "JointBlockLast", ["x", "context_embedder", "temb"], args))
-    ops += [op("out_act", "silu", "temb"), op("out_linear", "linear", "out_act", out_features=2 * d),
-            op("out_mod", "split", "out_linear", axis=-1, chunks=2),     # scale, shift
-            op("norm_out", "layer_norm", "last_block", affine=False),
-            block("out_modulate", "Modulate", ["norm_out", "out_mod.1", "out_mod.0"]),
-            op("proj_out", "linear", "out_modulate", out_features=p * p * cout)]
+    ops += norm_out("last_block", d) + [op("proj_out", "linear", "out_modulate", out_features=p * p * cout)]
     ops += unpatchify(c, "proj_out", f, "velocity")
     joint = config.int("joint_attention_dim")
     inputs = {"timestep": {"shape": ["B"], "dtype": "fp32"}, "context": {"shape": ["B", "text_tokens", joint]},
@@ -146,6 +142,15 @@ def rope_joint_attention(gates: tuple) -> list:
             block("x_out", "GatedFF", ["res1", f"mod.{shift}", f"mod.{scale}", f"mod.{gff}"], {"d": "d"}),
             op("cgated_attn", "mul", ["to_add_out", f"cmod.{g}"]), op("cres1", "add", ["ctx", "cgated_attn"]),
             block("ctx_out", "GatedFF", ["cres1", f"cmod.{shift}", f"cmod.{scale}", f"cmod.{gff}"], {"d": "d"})]
+
+
+def norm_out(last: str, d) -> list:
+    """AdaLayerNormContinuous on the last block's output: SiLU(temb) -> Linear(d, 2 d) -> (scale, shift), a
+    LayerNorm without weights, modulated (SD3, Flux, HunyuanVideo and Qwen-Image end this way)."""
+    return [op("out_act", "silu", "temb"), op("out_linear", "linear", "out_act", out_features=2 * d),
+            op("out_mod", "split", "out_linear", axis=-1, chunks=2),     # scale, shift
+            op("norm_out", "layer_norm", last, affine=False),
+            block("out_modulate", "Modulate", ["norm_out", "out_mod.1", "out_mod.0"])]
 
 
 def dual_stream_modulation() -> list:
@@ -227,11 +232,7 @@ def flux(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACTOR) ->
     if single:
         ops.append(block("single_blocks", "SingleBlock", [x, ctx, "temb"], args, repeat=single))
         last = "single_blocks.x"
-    ops += [op("out_act", "silu", "temb"), op("out_linear", "linear", "out_act", out_features=2 * d),
-            op("out_mod", "split", "out_linear", axis=-1, chunks=2),      # scale, shift
-            op("norm_out", "layer_norm", last, affine=False),
-            block("out_modulate", "Modulate", ["norm_out", "out_mod.1", "out_mod.0"]),
-            op("velocity", "linear", "out_modulate", out_features=cout)]
+    ops += norm_out(last, d) + [op("velocity", "linear", "out_modulate", out_features=cout)]
     g = 2 * f   # 2 x 2 packing of the VAE latent
     size = 1024  # FluxPipeline default: default_sample_size 128 x vae_scale_factor 8
     facts = {"role": "denoiser", "channels": cin, "sample_size": size // f, "context_dim": joint, "packed": True,
@@ -354,11 +355,8 @@ def hunyuan(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACTOR,
     if single:
         ops.append(block("single_blocks", "SingleStreamBlock", [x, ctx, "temb"], args, repeat=single))
         x = "single_blocks.x"
-    ops += [op("out_act", "silu", "temb"), op("out_linear", "linear", "out_act", out_features=2 * d),
-            op("out_mod", "split", "out_linear", axis=-1, chunks=2),   # scale, shift
-            op("norm_out", "layer_norm", x, affine=False),
-            block("out_modulate", "Modulate", ["norm_out", "out_mod.1", "out_mod.0"]),
-            op("proj_out", "linear", "out_modulate", out_features=p * p * cout),
+    ops += norm_out(x, d)
+    ops += [op("proj_out", "linear", "out_modulate", out_features=p * p * cout),
             op("patches", "reshape", "proj_out", shape=["d0", "T", f"height / {g}", f"width / {g}", cout, 1, p, p]),
             op("patches_perm", "transpose", "patches", perm=[0, 4, 1, 5, 2, 6, 3, 7]),
             op("velocity", "reshape", "patches_perm", shape=["d0", cout, "T", f"height / {f}", f"width / {f}"])]
@@ -418,10 +416,7 @@ def qwen_image(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACT
            op("rotary", "sinusoidal_embedding", "positions", dim=d // heads),
            block("blocks", "DualStreamBlock", ["img_in", "txt_in", "temb"], {"d": d, "heads": heads},
                  repeat=config.int("num_layers")),
-           op("out_act", "silu", "temb"), op("out_linear", "linear", "out_act", out_features=2 * d),
-           op("out_mod", "split", "out_linear", axis=-1, chunks=2),   # scale, shift
-           op("norm_out", "layer_norm", "blocks", affine=False),
-           block("out_modulate", "Modulate", ["norm_out", "out_mod.1", "out_mod.0"]),
+           *norm_out("blocks", d),
            # proj_out to patch x patch x out_channels = the packed channels
            op("velocity", "linear", "out_modulate", out_features=4 * cout)]
     inputs = {"timestep": {"shape": ["B"], "dtype": "fp32"}, "context": {"shape": ["B", "text_tokens", joint]},

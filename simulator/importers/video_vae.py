@@ -69,11 +69,11 @@ def wan_vae_blocks() -> dict:
     }
 
 
-@network("AutoencoderKLWan")
-def wan_vae(config: Config, sample: str = "latents") -> Part:
-    """AutoencoderKLWan.decode: the pipeline's per-channel de-normalisation, post_quant_conv, WanDecoder3d."""
-    for key, allowed, default in (("attn_scales", ([],), []), ("is_residual", (False,), False),
-                                  ("decoder_base_dim", (None,), None), ("patch_size", (None,), None)):
+def _wan_decoder_dims(config: Config, expect: tuple = ()) -> tuple:
+    """The decoder layout of a Wan-style VAE config (AutoencoderKLWan, AutoencoderKLQwenImage): latent channels,
+    levels, temporal down/up-sampling per level (WanDecoder3d's temperal_upsample is the reverse), residual blocks
+    per level and the channel width of every level from the bottom up; refuses what the blocks do not model."""
+    for key, allowed, default in (("attn_scales", ([],), []), *expect):
         config.expect(key, allowed, default)
     base, z = config.int("base_dim", 96), config.int("z_dim", 16)
     mult = config.ints("dim_mult", default=[1, 2, 4, 4])
@@ -82,9 +82,16 @@ def wan_vae(config: Config, sample: str = "latents") -> Part:
     if not isinstance(down, list) or len(down) != n - 1 or not all(isinstance(v, bool) for v in down):
         raise config.error("temperal_downsample", f"expected {n - 1} true/false values (one per level of dim_mult "
                                                   "but the last)")
-    res = config.int("num_res_blocks", 2)
-    up = down[::-1]   # WanDecoder3d's temperal_upsample
     dims = [base * m for m in [mult[-1]] + mult[::-1]]
+    return z, n, down, down[::-1], config.int("num_res_blocks", 2), dims
+
+
+@network("AutoencoderKLWan")
+def wan_vae(config: Config, sample: str = "latents") -> Part:
+    """AutoencoderKLWan.decode: the pipeline's per-channel de-normalisation, post_quant_conv, WanDecoder3d."""
+    z, n, down, up, res, dims = _wan_decoder_dims(config, (("is_residual", (False,), False),
+                                                           ("decoder_base_dim", (None,), None),
+                                                           ("patch_size", (None,), None)))
     spatial, temporal = 2 ** (n - 1), 2 ** sum(down)
     # AutoencoderKLWan._decode: post_quant_conv on z, then one decoder call per latent frame (iteration i) with
     # the convs' caches, each call's frames concatenated onto the video so far (`torch.cat([out, out_], 2)`); the
@@ -179,17 +186,7 @@ def qwen_vae_blocks() -> dict:
 def qwen_vae(config: Config, sample: str = "latents") -> Part:
     """AutoencoderKLQwenImage.decode on one frame (an image): de-normalisation, post_quant_conv,
     QwenImageDecoder3d."""
-    for key, allowed, default in (("attn_scales", ([],), []),):
-        config.expect(key, allowed, default)
-    base, z = config.int("base_dim", 96), config.int("z_dim", 16)
-    mult = config.ints("dim_mult", default=[1, 2, 4, 4])
-    n = len(mult)
-    down = config.get("temperal_downsample", [False, True, True])
-    if not isinstance(down, list) or len(down) != n - 1 or not all(isinstance(v, bool) for v in down):
-        raise config.error("temperal_downsample", f"expected {n - 1} true/false values (one per level of dim_mult "
-                                                  "but the last)")
-    res, up = config.int("num_res_blocks", 2), down[::-1]
-    dims = [base * m for m in [mult[-1]] + mult[::-1]]
+    z, n, down, up, res, dims = _wan_decoder_dims(config)
     spatial = 2 ** (n - 1)
     ops = [op("unscale", "scale", sample),          # latents / latents_std
            op("unshift", "scale", "unscale"),       # + latents_mean
