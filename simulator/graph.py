@@ -833,8 +833,8 @@ def build_model(source: str | Path, overrides: dict | None = None, attention: st
     if all(s.repeat == 0 for s in stages):  # nothing runs: a time of zero would be no answer at all
         raise _err("every stage repeats 0 times: the model runs nothing (check --set values such as steps)",
                    root["stages"], 0, "stages[0].repeat")
-    no_cache = not any(op.kind == "kv_cache" for st in stages for op in st.ops)
-    if asked_kv not in (None, params.get("dtype", "fp16")) and no_cache:  # it would change nothing: say so
+    if asked_kv not in (None, params.get("dtype", "fp16")) and \
+            not any(op.kind == "kv_cache" for st in stages for op in st.ops):  # it would change nothing: say so
         raise SpecError(f"--set kv_dtype={asked_kv}: this model keeps no KV cache (no kv_cache op in any stage); "
                         f"drop the option", Location(file))
     return Model(model_id or Path(file).stem, spec.name, spec.family, spec.description, spec.reference, file,
