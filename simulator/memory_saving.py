@@ -71,6 +71,13 @@ class Modes:
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in OPTIONS}
 
+    @property
+    def host_fields(self) -> tuple:
+        """Prefixes of the hardware fields these modes read: the host link under offload, the host CPU when the
+        text encoder runs there (no other term reads either)."""
+        return (("host_link.",) if self.offload != "none" else ()) + \
+            (("host.",) if self.text_encoder_device == "cpu" else ())
+
     def describe(self) -> str:
         """'offload=model, vae_tiling, text_encoder_device=cpu' (the modes that are on), or ''."""
         on = []

@@ -123,9 +123,7 @@ def field_warnings(result: Result, hw_overrides: dict | None) -> list[str]:
     """Hardware fields this run cannot read (fields.unread) and fields set with --hw-set that it does not."""
     from .fields import ignored, unread
     spec, table = result.hardware.spec, result.table
-    modes = result.model.memory  # the host fields are read by the memory-saving modes alone
-    reads = (("host_link.",) if modes.offload != "none" else ()) + \
-        (("host.",) if modes.text_encoder_device == "cpu" else ())
+    reads = result.model.memory.host_fields  # the host fields are read by the memory-saving modes alone
     # the links: the interconnect is read by any multi-device plan, the network by one spanning several nodes
     per_node = spec.interconnect.devices_per_node if spec.interconnect is not None else 1
     links = ("interconnect",) * (result.devices > 1) + ("network.",) * (result.devices > per_node)

@@ -353,11 +353,10 @@ def whatif_fields(result, spec) -> list[dict]:
     unread = {column(other)} - {column(launch)}
     paths = [p for p in used(spec, table.peaks, table.effs)
              if fields.get(p) and p not in unread and (several or term_of(p) != "pending")]
-    # the host's fields are read by the memory-saving modes alone (as simulate.field_warnings has it)
-    modes = result.model.memory
-    host = (("host_link.bandwidth", "host_link.efficiency") if modes.offload != "none" else ()) + \
-        (("host.flops", "host.bandwidth") if modes.text_encoder_device == "cpu" else ())
-    paths += [p for p in host if fields.get(p)]
+    # the host's fields are read by the memory-saving modes alone
+    reads = result.model.memory.host_fields
+    paths += [p for p in ("host_link.bandwidth", "host_link.efficiency", "host.flops", "host.bandwidth")
+              if reads and p.startswith(reads) and fields.get(p)]
     peak_clock = fields.get("clock.peak_hz") or fields.get("clock_hz")
     if peak_clock and "clock.sustained_hz" not in paths:  # absent means "runs at the peak": settable all the same
         paths.append("clock.sustained_hz")
