@@ -246,6 +246,33 @@ def attention_quantisation(gemm: np.ndarray, cols: dict, terms: Terms, features:
     return factor * reuse
 
 
+def softmax_exponentials(compute: np.ndarray, table: KernelTable, cols: dict, peak: np.ndarray) -> np.ndarray:
+    """Fused attention's compute time with its online softmax's exponentials: one per score, on the
+    special-function units, between the two matrix products of each key block and in series with them.
+
+    A score costs 4 x head dim matrix FLOPs (QK^T and PV, the head dim padded to the kernel's) and one
+    exponential, so the time grows by 1 + peak / (4 x padded head dim x exponential rate): small head dims and
+    fast (fp8) matrix rates leave more of the loop to the exponentials. A back-end that overlaps softmax and
+    matrix products (warp-specialised kernels: FlashAttention-3's ping-pong schedule, cuDNN's) hides the share
+    `efficiency.softmax_overlap.<back-end>` of them. The factor multiplies the time the kernel's achievable
+    fraction already scales, so the fraction stays that of the whole loop.
+    """
+    fused = np.flatnonzero(table.unit == UNITS.index("attention"))
+    exp_rate = cols.get("exp_rate")
+    if not len(fused) or exp_rate is None or not (exp_rate > 0).any():
+        return compute
+    md = np.maximum(cols["attn_d"][:, None], 1.0)
+    d = np.ceil(np.maximum(np.take(table.gemm[:, 3], fused), 1.0) / md) * md
+    exp_rate = np.asarray(exp_rate)[:, None]
+    shown = 1.0 - np.take(np.stack([cols.get(f"hide:{c}", np.zeros(len(exp_rate))) for c in table.effs], axis=1),
+                          np.take(table.eff, fused), axis=1)
+    grow = 1.0 + shown * np.where(exp_rate > 0, np.take(peak, fused, axis=1) / (4.0 * d * np.where(
+        exp_rate > 0, exp_rate, 1.0)), 0.0)
+    compute = compute if compute.flags.writeable else compute.copy()
+    compute[:, fused] = np.take(compute, fused, axis=1) * grow
+    return compute
+
+
 def work(table: KernelTable, cols: dict, terms: Terms, features: list | None = None) -> np.ndarray:
     """FLOPs each kernel costs on each design point after tile and wave quantisation: [1 or P, K].
 
@@ -297,12 +324,15 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
     or the ratio of two affine functions of it, and with it affine and the sides of the comparisons before it
     fixed, each margin is affine (`mapping.closed_form_runs`).
     """
-    rate = np.take(np.stack([cols[f"peak:{u}:{d}"] for u, d in table.peaks], axis=1), table.peak, axis=1)  # [P, K]
+    peak = np.take(np.stack([cols[f"peak:{u}:{d}"] for u, d in table.peaks], axis=1), table.peak, axis=1)  # [P, K]
+    rate = peak
     if terms.achievable:
         # the kernel class's achievable fraction, at the clock the part sustains under load
         eff = np.take(np.stack([cols[f"eff:{c}"] for c in table.effs], axis=1), table.eff, axis=1)
         rate = rate * eff * cols["clock_ratio"][:, None]
     compute = work(table, cols, terms, features) / rate
+    if terms.attention:
+        compute = softmax_exponentials(compute, table, cols, peak)
     bandwidth = cols["bandwidth"]
     if terms.achievable:
         # each class's achievable fraction of bandwidth (row reductions reach less than streaming kernels)

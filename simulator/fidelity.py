@@ -27,6 +27,9 @@ HELD_OUT_FRACTION = 5  # one row in five is for validation only
 FIT_PARAMETERS = (
     ("efficiency.matrix", 0.2, 1.0),          # achievable fraction of the matrix-unit peak (large GEMMs)
     ("attention", 0.1, 1.0),                  # the same for fused attention kernels
+    # share of fused attention's softmax exponentials a back-end hides behind its matrix products (0: in series,
+    # as FlashAttention-2 runs them; FlashAttention-3's and cuDNN's warp-specialised kernels overlap some)
+    ("softmax_overlap", 0.0, 1.0),
     ("efficiency.memory", 0.3, 1.0),          # achievable fraction of DRAM bandwidth
     ("efficiency.launch_overhead_s", 0.0, 30e-6),  # device-side gap per kernel
     ("efficiency.memory_latency_s", 0.0, 5e-6),    # wait before a kernel's data streams
@@ -45,6 +48,10 @@ def fit_parameters(spec, rows: list) -> list:
     backends = sorted({r.get("attention") or "flash" for r in rows if r["kind"] == "attention"} - {"math"})
     out = []
     for path, lo, hi in FIT_PARAMETERS:
+        if path == "softmax_overlap":  # informed only where the device's exponentials are costed
+            if spec.per_core is not None and spec.per_core.special_function:
+                out += [(f"efficiency.softmax_overlap.{b}", lo, hi) for b in backends]
+            continue
         if path == "attention":
             for b in backends:
                 listed = b in device_backends(spec) and spec.efficiency.attention_backends
@@ -134,6 +141,8 @@ def fit(rows: list, hardware: str, sweeps: int = 4, grid: int = 41) -> dict:
     params = fit_parameters(base.spec, train)
     for path, lo, hi in params:
         value = _field(base.spec, path)
+        if value is None and path.startswith("efficiency.softmax_overlap."):
+            value = 0.0  # absent: the exponentials run in series
         current[path] = min(max(value if value is not None else (lo + hi) / 2, lo), hi)
     before = float(_loss(predict(cases, base.spec, FULL), measured)[0])
     for _ in range(sweeps):

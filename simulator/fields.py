@@ -19,6 +19,7 @@ READERS = {
     "vector.*": "peak of the vector unit (per dtype)",
     "per_core.matrix.*": "peak of the matrix unit: cores x clock.peak_hz x FLOP per clock per core",
     "per_core.vector.*": "peak of the vector unit: cores x clock.peak_hz x FLOP per clock per core",
+    "per_core.special_function": "attention (fused attention's softmax exponentials, cores x clock x per core)",
     "cores": "peak (x clock x per-core rate) and wave quantisation",
     "clock.peak_hz": "peak (x cores x per-core rate)",
     "clock_hz": "peak (x cores x per-core rate)",
@@ -39,6 +40,7 @@ READERS = {
     "efficiency.reduction_memory": "achievable (row reductions' fraction of DRAM bandwidth)",
     "efficiency.attention": "achievable (fused attention's fraction of peak)",
     "efficiency.attention_backends.*": "achievable (one attention back-end's fraction of peak)",
+    "efficiency.softmax_overlap.*": "attention (one back-end's softmax exponentials hidden behind its MMAs)",
     "efficiency.gemm_k_overhead": "achievable (GEMM per-tile fixed cost)",
     "efficiency.attention_k_overhead": "achievable (fused attention per-block fixed cost)",
     "efficiency.launch_overhead_s": "overhead (gap between kernels from a stream)",
@@ -92,6 +94,9 @@ def used(spec, peaks, effs, fused_attention: bool = True) -> set:
     if "clock.peak_hz" in fields:
         out.add("clock.peak_hz")
     out |= {"on_chip.sram_per_core_bytes", "cores"}
+    if fused_attention and "per_core.special_function" in fields and any(u == "attention" for u, _ in peaks):
+        out.add("per_core.special_function")
+        out |= {f"efficiency.softmax_overlap.{k.split(':', 1)[1]}" for k in effs if k.startswith("attention:")}
     for unit, dtype in peaks:
         u = "matrix" if unit == "attention" else unit
         path = rate_field(fields, spec.dtype_substitutes, u, dtype)

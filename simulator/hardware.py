@@ -274,6 +274,9 @@ def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = N
         path = next(p for p in paths if p is None or p in fields)
         value = 0.0 if path is None else fields[path]  # an absent optional term costs nothing
         cols[col] = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
+    # the special-function units' exponentials per second (0: the file gives none, and no term reads them)
+    cols["exp_rate"] = np.broadcast_to(np.asarray(fields.get("per_core.special_function", 0.0), dtype=np.float64)
+                                       * cols["cores"] * cols["peak_clock"], (n,))
     # a varied peak clock above the file's sustained one does not lift the sustained clock (it is power-bound)
     cols["clock_ratio"] = np.minimum(cols["sustained_clock"] / cols["peak_clock"], 1.0)
     # SRAM, L2 and power: the design point's values beside the file's own (the terms act relative to them)
@@ -290,6 +293,9 @@ def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = N
     own_tdp = spec.reference("tdp")
     cols["tdp0"] = np.full(n, np.nan if own_tdp is None else own_tdp)
     for klass in effs:
+        if klass.startswith("attention:"):  # the share of its softmax exponentials a back-end hides
+            hide = fields.get(f"efficiency.softmax_overlap.{klass.split(':', 1)[1]}", 0.0)
+            cols[f"hide:{klass}"] = np.broadcast_to(np.asarray(hide, dtype=np.float64), (n,))
         path = next(p for p in efficiency_fields(klass) if p is None or p in fields)
         cols[f"eff:{klass}"] = np.broadcast_to(np.asarray(1.0 if path is None else fields[path], dtype=np.float64),
                                                (n,))

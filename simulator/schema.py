@@ -55,6 +55,8 @@ NonNegativeNumber = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterVali
                               BeforeValidator(_no_bool)]
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False), AfterValidator(_magnitude),
                      BeforeValidator(_no_bool)]
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), AfterValidator(_magnitude_or_zero),
+                  BeforeValidator(_no_bool)]  # a part of a whole that may be none of it
 Count = Annotated[int, Field(gt=0, le=2**40), BeforeValidator(_no_bool)]   # cores, tile sizes
 
 
@@ -157,6 +159,9 @@ class Efficiency(Strict):
     reduction_memory: Fraction | None = None
     # fused attention back-ends the device runs (flash, fmha, ...), each its fraction of the matrix peak
     attention_backends: dict[str, Fraction] | None = None
+    # per back-end, the fraction of the softmax's exponentials hidden behind the matrix products (warp-specialised
+    # kernels overlap them; absent: 0, in series)
+    softmax_overlap: dict[str, Share] | None = None
     # per-tile fixed cost of a GEMM's main loop (prologue + epilogue), in K elements; of fused attention, in keys
     gemm_k_overhead: NonNegativeNumber | None = None
     attention_k_overhead: NonNegativeNumber | None = None
@@ -176,6 +181,9 @@ class PerCore(Strict):
     `compute.<dtype>` = cores x clock.peak_hz x `matrix.<dtype>` (and `vector` likewise)."""
     matrix: dict[str, PositiveNumber] = {}
     vector: dict[str, PositiveNumber] = {}
+    # exponentials per clock per core of the special-function units (NVIDIA's MUFU.EX2), which fused attention's
+    # online softmax runs once per score between its two matrix products (engine.evaluate)
+    special_function: PositiveNumber | None = None
 
     @field_validator("matrix", "vector")
     @classmethod

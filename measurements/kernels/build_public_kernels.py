@@ -370,6 +370,22 @@ add("copy", [[4000000]], {}, "fp32", 2 * 4 * 4000000 / 233.28e9, "l4", SID,
     "239.19, 232.64, 238.55 GB/s, median 233.28 GB/s -> 2*4*4e6/233.28e9 s (includes launch and sync overhead)",
     device="NVIDIA L4", repeats=6)
 
+# ------------------------------------------------------------------------------------------------ torch-perf-test
+SID = "torch-perf-test-data"
+SRC = ("github.com/zzc0721/torch-performance-test-data issue #{n} ('New performance data: {dev}', in Chinese; {date}, "
+       "{torch}), its detailed per-size block; test.py (commit 9d828276): torch.mm of two square randn matrices, 10 warm-up calls, "
+       "then 30 back-to-back calls timed with CUDA events, no cache flush; TFLOPS = 2*n^3*30/elapsed")
+for n_issue, hw, dev, date, tv, series in (
+        (120, "l4", "NVIDIA L4", "2026-01-12", "torch 2.9.0+cu128, physical machine",
+         {"fp16": (54.81, 68.83, 53.02, 53.80, 52.47), "bf16": (54.42, 70.89, 54.91, 59.40, 56.90)}),
+        (95, "h100-pcie", "NVIDIA H100 PCIe", "2025-12-14", "torch 2.9.0+cu128, physical machine",
+         {"fp16": (201.71, 458.03, 457.32, 437.07, 449.65), "bf16": (217.70, 449.09, 495.93, 492.84, 471.79)})):
+    src = SRC.format(n=n_issue, dev=dev, date=date, torch=tv)
+    for dtype, tflops in series.items():
+        for size, tf in zip((1024, 2048, 4096, 8192, 10240), tflops):
+            gemm_tflops(size, size, size, tf, dtype, hw, SID, f"{src}; {dtype.upper()} {size}x{size}",
+                        device=dev, torch=tv.split(",")[0].split()[1], repeats=30, date=date)
+
 
 def main():
     with open(OUT, "w", newline="", encoding="utf-8") as fh:
