@@ -197,6 +197,15 @@ def test_sd35_large_memory_as_published():
         assert r.fits and 18e9 < r.peak_memory_bytes < 40e9
 
 
+def test_sd35_large_agrees_with_its_published_h100_run():
+    """microsoft/onnxruntime pull request #22986 (commit 6550f4b3), 'H100 Benchmark Results', 1024 x 1024, batch 1:
+    'SD 3.5 Large | 50 | BF16 | Torch 2.5.1 (eager) | 11.615 | 31,517' (seconds, MiB of GPU memory by NVML,
+    CUDA context included); the case ort-pr22986-sd35-large-h100-bf16-eager in measurements/public.yaml."""
+    (r,) = compare("sd35-large", ["h100"], {"steps": 50, "text_tokens": 256}, stack="eager")
+    assert 11.615 / 2 < r.time_s < 11.615 * 2
+    assert r.fits and abs(r.peak_memory_bytes / (31517 * 2**20) - 1) <= 0.25
+
+
 def test_mixtral_fits_as_published():
     """gpt-fast mixtral-moe/README.md: Mixtral 8x7B in bfloat16 is OOM on one A100-80GB, while int8 weight-only
     runs at 97.92 tokens/s (batch 1, ~5-token prompt, 330 W A100, decode compiled with CUDA graphs); the Hugging
