@@ -9,6 +9,7 @@ computes in, an efficiency class it never uses). `run`, `compare` and `sweep` wa
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
+from functools import lru_cache
 
 from .hardware import (COLUMN_FIELDS, efficiency_fields, energy_field, field_paths, memory_efficiency_fields,
                        rate_field)
@@ -63,6 +64,7 @@ READERS = {
 PENDING = ("interconnect_bandwidth", "interconnect.*", "network.*")
 
 
+@lru_cache(maxsize=None)
 def term_of(path: str) -> str | None:
     """The cost term that reads a hardware field, 'pending' for the scale-out fields, None if none does."""
     if any(fnmatchcase(path, p) for p in PENDING):

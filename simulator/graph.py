@@ -156,6 +156,23 @@ class Model:
 
 # --------------------------------------------------------------------------------------------------- helpers
 
+class _Chain(ChainMap):
+    """A ChainMap whose lookups are plain loops (the standard one's run a generator per lookup): expressions read
+    names through two or three of them, some hundred times for every op built or iteration evaluated."""
+
+    def __getitem__(self, key):
+        for m in self.maps:
+            if key in m:
+                return m[key]
+        return self.__missing__(key)
+
+    def __contains__(self, key):
+        for m in self.maps:
+            if key in m:
+                return True
+        return False
+
+
 class StageValues(Mapping):
     """Workload values seen by a stage: the model's parameters, the stage's binds and its iteration variable.
 
@@ -312,6 +329,7 @@ class _StageBuilder:
         if not isinstance(ops_node, list):
             raise _err("'ops' must be a list", ops_node, path=path)
         seen = set()
+        scope = Scope(env, names, self)  # `names` grows as ops are added: the scope reads it as it is
         for i, item in enumerate(ops_node):
             ipath = f"{path}[{i}]"
             if not isinstance(item, Node):
@@ -324,7 +342,6 @@ class _StageBuilder:
                 what = "op name" if name in seen else "name, it hides an input"
                 raise _err(f"duplicate {what} '{name}'", item, "name", f"{ipath}.name")
             seen.add(name)
-            scope = Scope(env, names, self)
             if "block" in item:
                 self.instantiate(item, prefix, scope, names, count, ipath, stack)
             elif "op" in item:
@@ -420,7 +437,7 @@ class _StageBuilder:
                 raise _err(f"block '{bname}' needs argument '{key}'", item, "args" if "args" in item else "block",
                            f"{ipath}.args")
             else:
-                args[key] = _value(default, Scope(ChainMap(args, self.globals), inner, self), bnode["args"], key,
+                args[key] = _value(default, Scope(_Chain(args, self.globals), inner, self), bnode["args"], key,
                                    f"blocks.{bname}.args.{key}", used)
             if used & self.moving or self._reads_varying(used, env if key in given else inner):
                 raise _err(f"block arguments cannot depend on the iteration variable '{self.var}'; "
@@ -444,7 +461,7 @@ class _StageBuilder:
             if repeat > MAX_REPEAT or count * repeat > MAX_COUNT:
                 raise _err(f"repeat {repeat:,} is above the limit ({MAX_REPEAT:,} per block, {MAX_COUNT:.0e} runs "
                            "of an op in all)", item, "repeat", f"{ipath}.repeat")
-        child_env = ChainMap(args, self.globals)
+        child_env = _Chain(args, self.globals)
         child_names = inner
         self.expand(bnode["ops"], f"{prefix}{name}/", child_env, child_names, count * repeat,
                     f"blocks.{bname}.ops", stack + (bname,))
@@ -503,6 +520,7 @@ class _StageBuilder:
             last, _ = self.evaluate(op, env, last_inputs, ipath)
             self.current, self.it = {}, 0
             changing = [a != b for a, b in zip(result.outputs, last.outputs)]
+            self._ends[op.index] = (result, last)
         source = self.tensors[inputs[0]] if inputs and not result.kernels else None  # a view of its input
         for tid, shape, change in zip(out_ids, result.outputs, changing):
             self.tensors[tid] = Tensor(shape, dtype, source.storage if source else tid, change,
@@ -532,7 +550,7 @@ class _StageBuilder:
         used = set()
         shapes = [inputs[t].shape for t in op.inputs]
         # reshape-style expressions may name the first input's dimensions d0, d1, ...
-        local = ChainMap({f"d{i}": d for i, d in enumerate(shapes[0])} if shapes else {}, env)
+        local = _Chain({f"d{i}": d for i, d in enumerate(shapes[0])} if shapes else {}, env)
         attrs = {}
         for key, attr in opdef.attrs.items():
             if key in item and attr.kind == "str":  # a literal choice such as mode: max, never an expression
@@ -579,6 +597,7 @@ class _StageBuilder:
 
     def build(self) -> Stage:
         self._producer = {}
+        self._ends = {}  # op index -> its results at the first and the last iteration (add_op), for `iterate`
         self.last_shapes = {}  # shapes at the last iteration of tensors that change with it
         self.current = {}      # tensor shapes of the iteration being evaluated, where they differ
         self.repeat = self._repeat()
@@ -649,6 +668,11 @@ class _StageBuilder:
                 op.per_iteration, op._raw, op._env = [], None, None
             return
         source = _Iterations(self, varying, repeat)
+        # add_op evaluated each of them at the first and the last iteration, as `evaluate_iteration` does (in
+        # declaration order, each reading the shapes the earlier ones produced there): those results are kept
+        ends = [self._ends.pop(op.index) for op in varying]
+        source.cache[0] = [first for first, _ in ends]
+        source.cache[repeat - 1] = [last for _, last in ends]
         for i, op in enumerate(varying):
             op.per_iteration = IterationResults(source, i)
         for op, result in zip(varying, source.at(repeat - 1)):

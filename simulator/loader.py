@@ -6,6 +6,7 @@ Mappings load as `Node` (a dict) with the file name and the line of each key; se
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -118,10 +119,55 @@ def expanded_size(data, limit: int = MAX_YAML_VALUES) -> int:
 
 
 def load_yaml(path: str | Path, text: str | None = None):
-    """Parse a YAML file safely; syntax errors become a SpecError with the file and line."""
+    """Parse a YAML file safely; syntax errors become a SpecError with the file and line.
+
+    Every call returns its own copy, which the caller may change; the parse behind it is kept per (path,
+    text), so an unchanged file is not parsed again (one analysis reads the model, device and stack files, and
+    parsing them was a quarter of its time) and a changed one is."""
     path = str(path)
     if text is None:
         text = read_text(path)
+    try:
+        return _fresh(_parsed(path, text), {})
+    except RecursionError:
+        raise SpecError("malformed YAML: nested too deeply", Location(path)) from None
+
+
+def _fresh(value, copies: dict):
+    """`value` with every mapping and list (and set) copied, the scalars shared (they cannot change); a value
+    reached twice (a YAML alias) is copied once and shared again, so an alias bomb stays as small as loaded."""
+    if type(value) in _SCALARS:
+        return value
+    done = copies.get(id(value))
+    if done is not None:
+        return done
+    if isinstance(value, Node):
+        out = Node()
+        out.file, out.line, out.key_lines = value.file, value.line, dict(value.key_lines)
+        copies[id(value)] = out
+        for k, v in value.items():
+            out[k] = v if type(v) in _SCALARS else _fresh(v, copies)
+    elif isinstance(value, NodeList):
+        out = NodeList()
+        out.file, out.line, out.item_lines = value.file, value.line, list(value.item_lines)
+        copies[id(value)] = out
+        out.extend(v if type(v) in _SCALARS else _fresh(v, copies) for v in value)
+    elif isinstance(value, (list, tuple, set)):  # the plain lists of !!omap / !!pairs, their tuples, and !!set
+        out = type(value)(_fresh(v, copies) for v in value)
+        copies[id(value)] = out
+    else:  # dates, timestamps, bytes: immutable
+        return value
+    return out
+
+
+# What the safe loader builds that cannot change in place (shared, not copied, by `_fresh`)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+# Keyed by the text itself: an edited file is a new key. The built-in library is some 50 files; past 128 the
+# parse used least recently is dropped (parsed again if read again)
+@lru_cache(maxsize=128)
+def _parsed(path: str, text: str):
     loader = _LineLoader(text)
     loader.filename = path
     try:

@@ -98,3 +98,18 @@ def test_dtype_scales_weight_bytes(dtype, factor):
     base = load_model("sd15")
     other = load_model("sd15", {"dtype": dtype})
     assert other.weight_bytes == base.weight_bytes * factor
+
+
+@pytest.mark.parametrize("model, overrides", [("llama2-7b", {"output_tokens": 40}), ("cm3leon", {}),
+                                              ("parti", {"height": 256, "width": 256})])
+def test_first_and_last_iterations_kept_from_the_build_equal_a_fresh_evaluation(model, overrides):
+    """The build evaluates every op that varies with the iteration at its first and last iterations and keeps
+    those results (graph._StageBuilder.iterate): the same, field for field, as evaluating those iterations anew."""
+    built = load_model(model, overrides)
+    for stage in built.stages:
+        varying = [op for op in stage.ops if op.per_iteration]
+        if not varying:
+            continue
+        source = varying[0].per_iteration.source
+        for it in (0, source.repeat - 1):
+            assert [op.per_iteration[it] for op in varying] == source.builder.evaluate_iteration(source.varying, it)
