@@ -80,12 +80,20 @@ def device_backends(spec) -> dict:
     return listed
 
 
-def attention_backend(stack: Stack, spec, dtype: str, head_dim: int, requested: str) -> str:
+# XLA's own fusion of a whole attention written as plain ops (matmul, softmax, matmul) into one kernel, where the
+# device lists it as a back-end (XLA:TPU): the JAX Pallas TPU guide (docs/pallas/tpu/flash0.md, flash1.md) says
+# "XLA TPU can often fuse this entire sequence of operations into one kernel", a kernel that keeps whole key and
+# value rows in VMEM, and "with long enough sequences, the fusion isn't possible"
+COMPILER_FUSED = "xla"
+
+
+def attention_backend(stack: Stack, spec, dtype: str, head_dim: int, requested: str, keys: int = 0) -> str:
     """The back-end the stack's selector picks for one attention op: the first of its rules that accepts the
     op's dtype and head dim and that the device runs and whose smallest blocks fit the SRAM per core; `math`
-    (the materialised score matrix) otherwise."""
+    (the materialised score matrix) otherwise. Attention written as plain ops (`math`) under a fully fusing
+    compiler becomes the compiler's own fused kernel where the device lists one and its `keys`-long rows fit."""
     if requested == MATH:
-        return MATH
+        return COMPILER_FUSED if compiler_fuses(stack, spec, head_dim, keys) else MATH
     if requested != "flash":  # a back-end named explicitly (a kernel measurement of that back-end)
         return requested
     available = device_backends(spec)
@@ -114,6 +122,24 @@ def flash_fits(spec, head_dim: int) -> bool:
     need = (q + 2 * k) * d * OPERAND_BYTES
     budget = spec.on_chip.sram_per_core_bytes * max(1.0, need / max(spec.reference("sram"), 1.0))
     return 3 * small * d * OPERAND_BYTES <= budget
+
+
+def compiler_fuses(stack: Stack, spec, head_dim: int, keys: int) -> bool:
+    """Whether a fully fusing compiler (`fusion: full`) runs a plain-ops attention as its own fused kernel on this
+    device: the device lists that kernel (`COMPILER_FUSED`) and the kernel of the JAX guide (flash1.md,
+    `attention_with_softmax_kernel`) fits the SRAM per core (VMEM): one block of queries (the smallest matrix
+    tile), the whole key and value rows, and that block's fp32 logits. The guide's example (head dim 256, fp32)
+    fits at 1024 keys and runs out of VMEM at 16384 keys on a chip it does not name, so against a whole 128 MiB
+    VMEM this is an upper bound on the rows XLA fuses."""
+    from .engine import OPERAND_BYTES
+    if stack.spec.fusion != "full" or COMPILER_FUSED not in device_backends(spec) or keys <= 0:
+        return False
+    mt = spec.matrix_tile
+    multiple = spec.attention_tile.head_dim_multiple if spec.attention_tile else mt.k
+    rows = (spec.min_tile or mt).m
+    d = -(-head_dim // multiple) * multiple
+    need = (rows + 2 * keys) * d * OPERAND_BYTES + rows * keys * 4
+    return need <= spec.on_chip.sram_per_core_bytes
 
 
 def kernel_class(k, category: str, backend: str | None, kind: str = "", dtype: str = "") -> str:
@@ -311,7 +337,7 @@ def lower(model: Model, stack: Stack, spec, per_iteration: bool = False, plan=No
         return table
     # a multi-device plan (parallel.Plan): one device's share of every kernel, plus the collectives
     from .parallel import rewrite
-    return rewrite(table, model, plan, st.comm_overlap)
+    return rewrite(table, model, plan, st.comm_overlap, stack=st)
 
 
 # Iterations at which an op's kernel rows are read before they are taken as affine in the iteration: the first
@@ -376,9 +402,9 @@ WINDOW = 256
 RUN_PIECES = 8
 # Shortest spacing of the changes worth the closed form: shorter runs write nearly a row per iteration anyway
 MIN_SPACING = 8
-# Fewest iterations worth it: below this, finding the runs (two evaluations of the engine and their
-# bookkeeping, ~1.5 ms) costs about what the rows it saves cost (bench/bench_autoregressive.py, llama2-7b on
-# A100: 4,096 output tokens 12.1 ms in closed form against 11.7 ms step by step; 8,192: 11.3 against 13.4)
+# Fewest iterations worth it: below this, finding the runs (two probes of the engine and their bookkeeping,
+# ~1.2 ms) costs about what the rows it saves cost (bench/bench_autoregressive.py, llama2-7b on A100: 4,096
+# output tokens 8.3 ms in closed form against 7.8 ms step by step; 8,192: 8.3 against 10.0)
 CLOSED_FORM_FROM = 4096
 # How far the middle of a run may sit off the line through its ends, relative to the ends: affine to rounding
 AFFINE_TOLERANCE = 1e-12
@@ -504,12 +530,21 @@ def _probe(rows: np.ndarray, per_step: int, peaks: list, effs: list, backends: l
         margins += out["margins"]
     steps = len(rows) // per_step
     shape = uncapped[0].shape  # [points, kernels]
-    f = np.stack([np.broadcast_to(x, shape) for x in features], axis=-1).astype(np.float64)
+    f = _stacked(features, shape, np.float64)
     f[np.isnan(f)] = -np.inf  # NaN compares unequal to itself: a feature the same NaN at both ends is the same
     u = np.stack(uncapped, axis=-1)
-    m = np.stack([np.broadcast_to(x, shape) for x in margins], axis=-1)
+    m = _stacked(margins, shape, np.result_type(*margins))
     return (f.transpose(1, 0, 2).reshape(steps, -1), u.transpose(1, 0, 2).reshape(steps, -1),
             m.transpose(1, 0, 2).reshape(steps, -1, m.shape[-1]))
+
+
+def _stacked(arrays: list, shape: tuple, dtype) -> np.ndarray:
+    """The arrays, each broadcast to `shape`, side by side along a last axis (`np.stack` of their broadcasts,
+    written in place: a probe stacks some forty of them, and a broadcast view each cost more than the copy)."""
+    out = np.empty((*shape, len(arrays)), dtype=dtype)
+    for i, x in enumerate(arrays):
+        out[..., i] = x
+    return out
 
 
 def _runs_apart(table: KernelTable, p: _Steps) -> bool:
@@ -536,6 +571,10 @@ def _runs_apart(table: KernelTable, p: _Steps) -> bool:
     return True
 
 
+# activation dtypes no attention kernel computes in, and the type their attention runs in instead
+ATTENTION_DTYPE = {"int8": "fp16", "int4": "fp16"}
+
+
 def lower_op(out: KernelRows, oid: int, si: int, kind: str, category: str, dtype: str, res, count: float,
              stack: Stack, spec, attention: str = "flash", saved_read: float | None = None,
              saved_write: float | None = None, in_bytes: int = 0) -> None:
@@ -547,7 +586,10 @@ def lower_op(out: KernelRows, oid: int, si: int, kind: str, category: str, dtype
     kernels, backend = res.kernels, None
     if res.variants:  # attention: the stack's back-end selector decides
         fused = res.variants["fused"][0]
-        backend = attention_backend(stack, spec, dtype, int(fused.gemm[3]), attention)
+        # integer activations (W8A8 int8 pipelines: SmoothQuant, TensorRT's int8 UNets) quantise the GEMMs only;
+        # no attention kernel takes integer inputs, so the scores and their products run in fp16
+        dtype = ATTENTION_DTYPE.get(dtype, dtype)
+        backend = attention_backend(stack, spec, dtype, int(fused.gemm[3]), attention, keys=int(fused.gemm[2]))
         kernels = res.variants[MATH if backend == MATH else "fused"]
     if not kernels:
         if host.view_s > 0:  # a view launches nothing but still costs the framework's dispatch
@@ -794,9 +836,12 @@ def with_reuse(table: KernelTable, model: Model) -> KernelTable:
     """
     # each op's rows are contiguous and in op order (`lower` writes them so): its first row and the end of them
     ids = np.arange(len(table.ops))
-    starts, ends = np.searchsorted(table.op, ids, "left"), np.searchsorted(table.op, ids, "right")
+    starts, ends = np.searchsorted(table.op, ids, "left").tolist(), np.searchsorted(table.op, ids, "right").tolist()
     reread = np.zeros((len(table), REUSE_SLOTS))
     reuse = np.full((len(table), REUSE_SLOTS), np.inf)
+    # an op's first row read as Python numbers (one numpy scalar per read cost more than the walk's arithmetic)
+    first_bytes = table.bytes[np.minimum(starts, len(table) - 1)].tolist() if len(table) else []
+    first_launches = table.launches[np.minimum(starts, len(table) - 1)].tolist() if len(table) else []
     touched, last, stage_of = 0.0, {}, None
     for oid, (si, op) in enumerate(table.ops):
         if si != stage_of:
@@ -804,17 +849,17 @@ def with_reuse(table: KernelTable, model: Model) -> KernelTable:
         stage, rows = model.stages[si], range(starts[oid], ends[oid])
         names = list(dict.fromkeys(stage.tensors[t].storage for t in op.inputs))
         sizes = {n: numel(stage.tensors[n].shape) * BYTES[stage.tensors[n].dtype] for n in names}
-        if rows and not op.per_iteration and table.launches[rows[0]] > 0:
+        if rows and not op.per_iteration and first_launches[oid] > 0:
             reads = sorted((touched - last[n] + sizes[n], sizes[n]) for n in names if n in last)
             if len(reads) > REUSE_SLOTS:
                 reads = reads[:REUSE_SLOTS - 1] + [(reads[-1][0], sum(b for _, b in reads[REUSE_SLOTS - 1:]))]
-            room = table.bytes[rows[0]]
+            room = first_bytes[oid]
             for j, (distance, nbytes) in enumerate(reads):
                 reread[rows[0], j] = min(nbytes, room)
                 reuse[rows[0], j] = distance
                 room -= reread[rows[0], j]
-        if not op.per_iteration:
-            touched += float(table.bytes[rows.start:rows.stop].sum()) if rows else 0.0
+        if not op.per_iteration and rows:  # (numpy's sum of one row is that row)
+            touched += first_bytes[oid] if len(rows) == 1 else float(table.bytes[rows.start:rows.stop].sum())
         for t in (*op.inputs, *op.outputs):
             last[stage.tensors[t].storage] = touched
     table.reread, table.reuse = reread, reuse

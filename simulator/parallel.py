@@ -28,10 +28,12 @@ device's share of it plus the collectives:
   the blockwise compute is the stack's `comm_overlap`, as for every collective; xDiT's ring kernel does issue
   them asynchronously before each block (xfuser/core/long_ctx_attention/ring/ring_flash_attn.py at xDiT
   commit 0058bb0: send_recv, commit, flash-attention, wait), while the eager and compile stacks say false
-  (stacks/eager.yaml, stacks/compile.yaml), so there the sends are added in full. Not modelled: the merge of
-  each block's output and log-sum-exp (yunchang's update_out_and_lse, a few elementwise passes over the
-  S/N-token output per step), and causal load imbalance (the causal FLOPs are split evenly, as striped/zig-zag
-  ring attention does).
+  (stacks/eager.yaml, stacks/compile.yaml), so there the sends are added in full. After each block the device
+  merges the block's output and log-sum-exp into its running output in fp32 (`ring_merge`: PyTorch's
+  _SDPAMerger, which xDiT's USP runs for Flux), a chain of elementwise ops over its S/N-token output per step:
+  one Python call each under a stack that does not fuse, one kernel per step under one that does. Not modelled:
+  the copy of K and V into one send buffer per step (torch.cat in _templated_ring_attention), and causal load
+  imbalance (the causal FLOPs are split evenly, as striped/zig-zag ring attention does).
 - CFG parallelism (xDiT, Fang et al. 2024, arXiv 2411.01738): the conditional and unconditional halves of the
   guidance batch run on different devices; the halves are all-gathered where the batch is combined.
 - data parallelism: each replica runs batch / dp; no communication at inference.
@@ -240,10 +242,14 @@ class Sharding:
     collectives: dict = field(default_factory=dict)  # (stage, kind, degree) -> runs in one inference
 
 
+def _head_dim(op) -> int:
+    return max(int(op.result.variants["fused"][0].gemm[3]) if op.result.variants else 1, 1)
+
+
 def _attention_heads(stage, op) -> tuple[int, int]:
-    d = int(op.result.variants["fused"][0].gemm[3]) if op.result.variants else 1
+    d = _head_dim(op)
     q, k = (stage.tensors[t].shape[-1] for t in op.inputs[:2])
-    return q // max(d, 1), k // max(d, 1)
+    return q // d, k // d
 
 
 def _cfg_on(model) -> bool:
@@ -328,10 +334,13 @@ def _check_ring(plan: Plan, model) -> None:
                             f"{name}/{op.name}")
 
 
-def rewrite(table, model, plan: Plan, comm_overlap: bool = False):
+def rewrite(table, model, plan: Plan, comm_overlap: bool = False, stack=None):
     """One device's share of `table` (a single-device KernelTable of `model`) under `plan`, with the collective
-    rows added; its `sharding` field is the `Sharding` record."""
+    rows added; its `sharding` field is the `Sharding` record. `stack` (the StackSpec `table` was lowered with)
+    says how ring attention's merge runs: unfused or fused, and its host cost per call."""
     check_plan(plan, model)
+    if plan.ring > 1 and stack is None:
+        raise ValueError("rewrite: a ring plan needs the stack (how its output merge runs)")
     n_ops = len(table.ops)
     comp = np.ones(n_ops)       # divisor of each op's FLOPs
     wdiv = np.ones(n_ops)       # divisor of its weight bytes
@@ -345,6 +354,7 @@ def rewrite(table, model, plan: Plan, comm_overlap: bool = False):
     tp, sp, cfg, dp = plan.tp, plan.sp, plan.cfg, plan.dp
     seq = sp * plan.ring        # devices sharing one sequence: Ulysses x ring
     calls = np.ones(n_ops)      # kernels of an op per run (ring attention: one blockwise call per ring step)
+    merges = []                 # (op id, stage, merge kernels, runs) of each ring attention op
     per_stage_tp = {}
     core = backbone(model)
     for si, stage in enumerate(model.stages):
@@ -424,6 +434,9 @@ def rewrite(table, model, plan: Plan, comm_overlap: bool = False):
                     # N blockwise calls, N - 1 sends of the local K and V block to the next device in the ring
                     # (Liu et al. 2023, Algorithm 1); K and V reads stay at 1/N of the whole, as in the fallback
                     calls[oid] = plan.ring
+                    out = stage.tensors[op.outputs[0]]
+                    merges.append((oid, si, ring_merge(numel(out.shape) / (t * data), _head_dim(op), out.dtype,
+                                                       plan.ring, stack.fusion != "none"), runs))
                     size = sum(_bytes(stage, name) for name in op.inputs[1:3]) / (t * data)
                     comm.append((si, "p2p", plan.ring, plan.stride("ring"), size, runs * (plan.ring - 1)))
     for si, (modes, unread) in per_stage_tp.items():
@@ -438,6 +451,7 @@ def rewrite(table, model, plan: Plan, comm_overlap: bool = False):
         _expert_exchanges(model, plan, comm)
 
     new = _scaled(table, comp, wdiv, adiv, keep_in, gemm_div, read, calls)
+    new = _with_ring_merges(new, merges, stack)
     new = _with_collectives(new, comm, comm_overlap)
     for si, kind, n, _, _, runs in comm:
         key = (model.stages[si].name, kind, n)
@@ -524,6 +538,154 @@ def _pipeline_sends(model, plan: Plan, comm: list) -> None:
         first = next(op for op in stage.ops if op.count == layers and op.inputs)
         size = _bytes(stage, first.inputs[0]) / (plan.sp * plan.ring * plan.cfg * plan.dp * plan.ep)
         comm.append((si, "p2p", 2, plan.stride("pp"), size, (plan.pp - 1) * stage.repeat))
+
+
+# ------------------------------------------------------------------------------ ring attention's output merge
+#
+# After each blockwise attention call a device folds the block's output and log-sum-exp into its running output
+# (Liu et al. 2023, Algorithm 1). The published xDiT Flux.1 cases ran that through PyTorch's own ring attention:
+# at the commit that added their table (xDiT 8275240, docs/performance/flux.md, 2024-11-28)
+# xFuserFluxAttnProcessor2_0 calls xfuser/model_executor/layers/usp.py's USP whenever torch >= 2.5 and the text
+# splits over the devices (pipeline_flux.py; 256 text tokens do), and its ring_attn calls
+# torch.distributed.tensor.experimental._attention._templated_ring_attention with
+# aten._scaled_dot_product_flash_attention (xDiT 0058bb0 still routes Flux there). That is plain Python: each call
+# below is one dispatched op under eager, and nothing in usp.py keeps it from torch.compile (unlike the yunchang
+# path, xfuser/core/long_ctx_attention/hybrid/attn_layer.py's @torch.compiler.disable forward, taken with pipeline
+# parallelism, text that does not split, or torch < 2.5). The calls are PyTorch 2.5's _SDPAMerger, the version
+# whose `_templated_ring_attention(group, op, query, key, value, ...)` usp.py calls for torch < 2.6: `step` casts
+# each block's output and log-sum-exp to fp32 (_convert_to_f32 = True), `_merge_one` merges from the second block
+# on (new_lse = lse + log(1 + exp(block_lse - lse)), out = exp(lse - new_lse) * out + exp(block_lse - new_lse) *
+# block_out), and `results` casts the output back to the attention's dtype; the flash kernel's log-sum-exp is fp32
+# already, so its casts return the tensor itself (a dispatch, no kernel). Later PyTorch and yunchang's
+# update_out_and_lse (feifeibear/long-context-attention yunchang/ring/utils.py at 56118e0, from
+# zhuzilin/ring-flash-attention PR 34) use the sigmoid form instead, out - sigmoid(block_lse - lse) * (out -
+# block_out): three passes over the output as here (32 against 28 bytes per element in fp32). yunchang runs it
+# inside a @torch.jit.script function, whose ops the TorchScript executor runs, fused or not by its fuser: not
+# modelled here.
+
+
+@dataclass(frozen=True)
+class MergeCall:
+    """One framework call of the merge. `on`: the elements it runs over, `out` (one per element of the device's
+    attention output) or `lse` (one per query row and head: the output's elements / head dim). `read`: the dtype
+    of each operand read per element (`op`: the attention's own dtype); `rows`: fp32 operands of one value per
+    row that an `out` call broadcasts (read once per row). `write`: the dtype written, '' for a call that
+    launches no kernel (a view); a cast (no FLOPs) to the dtype its operand has launches none either. FLOPs per
+    element as ops.py counts them (an exponential or logarithm as one)."""
+    source: str
+    on: str
+    read: tuple = ()
+    write: str = ""
+    rows: int = 0
+    flops: int = 0
+
+
+# _SDPAMerger.step, at every ring step
+MERGE_STEP = (
+    MergeCall("out.to(torch.float32)", "out", ("op",), "fp32"),
+    MergeCall("lse.to(torch.float32)", "lse"),             # fp32 already: returns the tensor
+    MergeCall("block_lse.unsqueeze(dim=-1)", "lse"),       # a view
+)
+# _SDPAMerger._merge_one, from the second ring step on
+MERGE_FOLD = (
+    MergeCall("block_lse - self._lse", "lse", ("fp32", "fp32"), "fp32", flops=1),
+    MergeCall("torch.exp(...)", "lse", ("fp32",), "fp32", flops=1),
+    MergeCall("1 + torch.exp(...)", "lse", ("fp32",), "fp32", flops=1),
+    MergeCall("torch.log(...)", "lse", ("fp32",), "fp32", flops=1),
+    MergeCall("new_lse = self._lse + torch.log(...)", "lse", ("fp32", "fp32"), "fp32", flops=1),
+    MergeCall("self._lse - new_lse", "lse", ("fp32", "fp32"), "fp32", flops=1),
+    MergeCall("torch.exp(self._lse - new_lse)", "lse", ("fp32",), "fp32", flops=1),
+    MergeCall("torch.exp(...) * self._out", "out", ("fp32",), "fp32", rows=1, flops=1),
+    MergeCall("block_lse - new_lse", "lse", ("fp32", "fp32"), "fp32", flops=1),
+    MergeCall("torch.exp(block_lse - new_lse)", "lse", ("fp32",), "fp32", flops=1),
+    MergeCall("torch.exp(...) * block_out", "out", ("fp32",), "fp32", rows=1, flops=1),
+    MergeCall("... + ...", "out", ("fp32", "fp32"), "fp32", flops=1),
+)
+# _SDPAMerger.results, once after the ring
+MERGE_RESULT = (
+    MergeCall("self._lse.squeeze(-1)", "lse"),             # a view
+    MergeCall("out.to(self._out_dtype)", "out", ("fp32",), "op"),
+    MergeCall("lse.to(self._lse_dtype)", "lse"),           # fp32 already
+)
+LSE_BYTES = BYTES["fp32"]  # the flash kernels' log-sum-exp (softmax_lse) is fp32
+
+
+def ring_merge(elements: float, head_dim: int, dtype: str, ring: int, fused: bool) -> np.ndarray:
+    """The merge's kernels over one run of a ring attention op on one device, as rows of (bytes, FLOPs, launches,
+    calls per run): `elements` of the device's attention output in `dtype`, `head_dim` of them per log-sum-exp
+    value, `ring` blocks. Unfused (eager) each call of MERGE_STEP (every step), MERGE_FOLD (every step after the
+    first) and MERGE_RESULT (once) is its own row, a view or no-op cast with no bytes and no launch. Fused (a
+    stack that fuses elementwise ops, as Inductor does the traced merger) each fold is one kernel reading the
+    running output and log-sum-exp, the block's output and log-sum-exp, and writing the new running output and
+    log-sum-exp; the first step's upcast fuses into the first fold (it reads the first block's output in
+    `dtype`) and the final downcast into the last (it writes `dtype`)."""
+    per_row = elements / head_dim
+    size = {"out": elements, "lse": per_row}
+    if ring < 2:
+        return np.zeros((0, 4))
+    if not fused:
+        def nbytes_of(name: str) -> int:
+            return BYTES[dtype if name == "op" else name]
+        rows = []
+        for calls, times in ((MERGE_STEP, ring), (MERGE_FOLD, ring - 1), (MERGE_RESULT, 1)):
+            for c in calls:
+                # a view, or a cast to the dtype its tensor has (an fp32 attention's output), launches nothing
+                if not c.write or (not c.flops and (c.read[0] == c.write or {c.read[0], c.write} == {"op", dtype})):
+                    rows.append((0.0, 0.0, 0.0, times))
+                    continue
+                per = sum(nbytes_of(r) for r in c.read) + nbytes_of(c.write)
+                rows.append((size[c.on] * per + c.rows * per_row * LSE_BYTES, size[c.on] * c.flops, 1.0, times))
+        return np.array(rows, dtype=np.float64)
+    flops = sum(size[c.on] * c.flops for c in MERGE_FOLD)
+    lse = 3 * per_row * LSE_BYTES  # running and block log-sum-exp read, the new one written
+    folds = {}
+    for j in range(1, ring):
+        running = BYTES[dtype] if j == 1 else BYTES["fp32"]  # the first block's output, not yet upcast
+        written = BYTES[dtype] if j == ring - 1 else BYTES["fp32"]
+        nbytes = elements * (running + BYTES[dtype] + written) + lse
+        folds[nbytes] = folds.get(nbytes, 0) + 1
+    return np.array([(b, flops, 1.0, n) for b, n in folds.items()], dtype=np.float64)
+
+
+def _with_ring_merges(table, merges: list, stack):
+    """`table` with the merge kernels of each ring attention op (`merges`: (op id, stage, kernel rows of
+    `ring_merge`, runs)) after the op's own rows, where the framework issues them (the host model reads the
+    order). Costed as the memory-bound vector kernels they are (fp32 arithmetic, category elementwise); each
+    unfused call is one more call from Python (the stack's `view_s` dispatch, plus `kernel_s` where it launches
+    a kernel, as `mapping._framework_chain` costs a chain), each fused kernel one further kernel (`kernel_s`)."""
+    if not merges:
+        return table
+    from dataclasses import fields
+    peaks, effs, backends = list(table.peaks), list(table.effs), list(table.backends)
+    for lookup, key in ((peaks, ("vector", "fp32")), (effs, "vector"), (effs, "none"), (backends, "")):
+        if key not in lookup:
+            lookup.append(key)
+    oid = np.concatenate([np.full(len(k), o) for o, _, k, _ in merges])
+    stage = np.concatenate([np.full(len(k), si) for _, si, k, _ in merges])
+    k = np.concatenate([k for _, _, k, _ in merges])
+    count = np.concatenate([kernels[:, 3] * runs for _, _, kernels, runs in merges])
+    launched = k[:, 2] > 0
+    host = stack.host
+    per_call = np.where(launched, host.kernel_s, 0.0) + (0.0 if stack.fusion != "none" else host.view_s)
+    at = np.searchsorted(table.op, oid, side="right")  # after the op's own rows (they are in op order)
+    n = len(oid)
+    new = dict(
+        op=oid, stage=stage, category=np.full(n, CATEGORIES.index("elementwise")),
+        unit=np.where(launched, UNITS.index("vector"), UNITS.index("none")),
+        peak=np.full(n, peaks.index(("vector", "fp32"))),
+        eff=np.where(launched, effs.index("vector"), effs.index("none")),
+        backend=np.full(n, backends.index("")), flops=k[:, 1], bytes=k[:, 0], gemm=np.zeros((n, 4)),
+        launches=k[:, 2], count=count, host=per_call)
+    # any other per-kernel array (the L2 re-read columns) gets rows of zeros: a merge kernel is left out of the
+    # liveness walk (no L2 residency: the conservative side, as for ops lowered per iteration)
+    for f in fields(table):
+        v = getattr(table, f.name)
+        if f.name not in new and isinstance(v, np.ndarray) and v.shape[:1] == (len(table),) \
+                and f.name not in ("stage_repeat", "stage_step_s", "stage_sync"):
+            new[f.name] = np.zeros((n,) + v.shape[1:], dtype=v.dtype)
+    columns = {name: np.insert(getattr(table, name), at, values.astype(getattr(table, name).dtype), axis=0)
+               for name, values in new.items()}
+    return replace(table, peaks=peaks, effs=effs, backends=backends, **columns)
 
 
 def _scaled(table, comp, wdiv, adiv, keep_in, gemm_div, weights, calls):

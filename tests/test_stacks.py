@@ -89,7 +89,8 @@ def test_selector_falls_back_by_dtype_and_head_dim():
     assert attention_backend(eager, spec, "fp16", 320, "flash") == "math"  # flash and efficient refuse > 256?
     assert attention_backend(eager, spec, "fp16", 64, "math") == "math"
     tpu = load_hardware("tpu-v5e").spec
-    assert attention_backend(load_stack("xla"), tpu, "bf16", 64, "flash") == "math"  # no fused kernel listed
+    assert attention_backend(load_stack("xla"), tpu, "bf16", 64, "flash") == "pallas"  # the TPU's fused kernel
+    assert attention_backend(load_stack("xla"), tpu, "fp32", 64, "flash") == "math"  # its operands are bf16
 
 
 def test_eager_nchw_convolutions_pay_layout_transposes_channels_last_stacks_do_not():
