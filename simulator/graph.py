@@ -73,6 +73,7 @@ class Op:
     _raw: Node | None = field(default=None, repr=False)
     _env: dict | None = field(default=None, repr=False)
     weight_dtype: str | None = None  # its stored weights' dtype where quantised (quantisation.py); None: dtype
+    gemm_dtype: str | None = None    # the type its GEMM runs in where activations are quantised; None: dtype
 
     @property
     def weight_bytes(self) -> float:
@@ -362,14 +363,14 @@ class _StageBuilder:
             if key not in allowed:
                 raise _err(f"unknown field '{key}'{closest(key, allowed)}", item, key, f"{ipath}.{key}")
 
-    def quantised(self, dtype: str, pinned: bool, stores: str | None) -> tuple[str, str | None]:
-        """(dtype, weight dtype or None) of an op or input: one computing in the model's dtype takes the
-        quantisation options' (`stores`: what its kind stores, ops.OpDef.precision); one that pins its own dtype,
-        or runs in a stage that rebinds it (an fp32 VAE decoder), keeps it."""
+    def quantised(self, dtype: str, pinned: bool, stores: str | None) -> tuple[str, str | None, str | None]:
+        """(dtype, weight dtype or None, GEMM dtype or None) of an op or input: one computing in the model's dtype
+        takes the quantisation options' (`stores`: what its kind stores, ops.OpDef.precision); one that pins its
+        own dtype, or runs in a stage that rebinds it (an fp32 VAE decoder), keeps it."""
         if pinned or self.precision is None or dtype != self.model_dtype:
-            return dtype, None
-        dtype, weight = self.precision.for_op(stores)
-        return dtype, (weight if weight != dtype else None)
+            return dtype, None, None
+        dtype, weight, gemm = self.precision.for_op(stores)
+        return dtype, (weight if weight != dtype else None), gemm
 
     def _reads_varying(self, used: set, names) -> bool:
         """Whether an expression read the shape of a tensor that changes with the iteration."""
@@ -504,12 +505,12 @@ class _StageBuilder:
         dtype = item.get("dtype", env.get("dtype", "fp16"))
         if dtype not in BYTES:
             raise _err(unknown("dtype", dtype, BYTES), item, "dtype", f"{ipath}.dtype")
-        dtype, weight_dtype = self.quantised(dtype, "dtype" in item, opdef.precision)
+        dtype, weight_dtype, gemm_dtype = self.quantised(dtype, "dtype" in item, opdef.precision)
         role = item.get("role")
         if role is not None and not isinstance(role, str):
             raise _err("'role' must be text", item, "role", f"{ipath}.role")
         op = Op(len(self.ops), full, full.split("/")[0], kind, category, role, dtype, count, inputs, [], None,
-                item.loc(None, ipath), _raw=item, _env=env, weight_dtype=weight_dtype)
+                item.loc(None, ipath), _raw=item, _env=env, weight_dtype=weight_dtype, gemm_dtype=gemm_dtype)
         result, varies = self.evaluate(op, env, {t: self.tensors[t] for t in inputs}, ipath)
         out_ids = [full] if len(result.outputs) == 1 else [f"{full}.{i}" for i in range(len(result.outputs))]
         changing = [False] * len(out_ids)
@@ -572,7 +573,7 @@ class _StageBuilder:
                 if min(v if isinstance(v, list) else [v], default=low) < low:
                     raise _err(f"'{key}' must be at least {low}, got {shown(v)}", item, key, f"{ipath}.{key}")
         call = OpCall(op.name, op.kind, shapes, [inputs[t].dtype for t in op.inputs], attrs, op.dtype,
-                      self.attention, op.weight_dtype)
+                      self.attention, op.weight_dtype, op.gemm_dtype)
         try:
             result = opdef.fn(call)
         except OpError as exc:

@@ -316,7 +316,7 @@ def lower(model: Model, stack: Stack, spec, per_iteration: bool = False, plan=No
             def lower_at(rows, res, count, si=si, stage=stage, op=op, oid=oid):
                 lower_op(rows, oid, si, op.kind, op.category, op.dtype, res, count, stack, spec, model.attention,
                          saved_read.get(op.index), saved_write.get(op.index),
-                         _in_bytes(stage, op) if op.category == "conv" and op.inputs else 0)
+                         _in_bytes(stage, op) if op.category == "conv" and op.inputs else 0, op.gemm_dtype)
             if not op.per_iteration:
                 lower_at(out, op.result, op.count * stage.repeat)
                 continue
@@ -577,9 +577,10 @@ ATTENTION_DTYPE = {"int8": "fp16", "int4": "fp16"}
 
 def lower_op(out: KernelRows, oid: int, si: int, kind: str, category: str, dtype: str, res, count: float,
              stack: Stack, spec, attention: str = "flash", saved_read: float | None = None,
-             saved_write: float | None = None, in_bytes: int = 0) -> None:
+             saved_write: float | None = None, in_bytes: int = 0, gemm_dtype: str | None = None) -> None:
     """The kernel rows of one op (an `OpResult`) run `count` times: back-end choice, fusion savings, reduction
-    passes, layout transposes and host cost, as the stack runs it on the device."""
+    passes, layout transposes and host cost, as the stack runs it on the device. `gemm_dtype`: the type its
+    matrix kernels run in where it differs from the op's tensors (quantised GEMM inputs, quantisation.py)."""
     st = stack.spec
     host = st.host
     cat = CATEGORIES.index(category)
@@ -597,8 +598,8 @@ def lower_op(out: KernelRows, oid: int, si: int, kind: str, category: str, dtype
         return
     # PyTorch runs fp32 convolutions on TF32 tensor cores unless told otherwise (torch.backends.cudnn.allow_tf32
     # defaults to True; matmuls default to full fp32): the stack says which
-    rate_dtype = dtype
-    if dtype == "fp32" and category == "conv" and st.tf32_convs and "tf32" in spec.compute:
+    rate_dtype = gemm_dtype or dtype
+    if rate_dtype == "fp32" and category == "conv" and st.tf32_convs and "tf32" in spec.compute:
         rate_dtype = "tf32"
     if backend == MATH and st.fusion == "full" and len(kernels) == 3:
         # XLA-style fusion of the materialised attention: the softmax's normalisation is fused into the PV

@@ -64,6 +64,7 @@ class OpCall:
     dtype: str              # output / compute dtype
     attention: str = "flash"
     weight_dtype: str | None = None  # stored weights of a `precision="weight"` op (quantisation.py); None: dtype
+    gemm_dtype: str | None = None    # the type its GEMM runs in where activations are quantised; None: dtype
 
     def nbytes(self, shape, dtype=None) -> int:
         return numel(shape) * BYTES[dtype or self.dtype]
@@ -83,7 +84,7 @@ class OpCall:
     def dequant(self, gemm: tuple) -> list:
         """The vector work of dequantising a weight-only GEMM's weights inside its main loop (quantisation.py):
         no launch and no bytes of its own; nothing when the weights are stored in the compute dtype."""
-        flops = dequant_flops(self.weight_dtype or self.dtype, self.dtype, gemm)
+        flops = dequant_flops(self.weight_dtype or self.dtype, self.gemm_dtype or self.dtype, gemm)
         return [Kernel(DEQUANT, "vector", flops, 0.0, launches=0)] if flops else []
 
 

@@ -5,10 +5,17 @@ sets none of them is the run without quantisation.
 What each governs (the ops' formulas read it through `OpCall.weight_dtype` and the op's dtype):
 - `weight_dtype`: the stored weights of the ops registered with `precision="weight"` (linear, moe_linear,
   convolutions, embedding tables): their bytes in memory and the bytes each call reads. Norm scales, biases
-  of other ops and `parameter` tensors (positional tables, modulation tables) stay at the activation dtype, as
+  of other ops and `parameter` tensors (positional tables, modulation tables) stay in the 16-bit carrier type (below), as
   AWQ, GPTQ, gpt-fast and TensorRT-LLM leave them.
-- `act_dtype`: every other tensor, and the rate a GEMM runs at. W8A8 / FP8 (weight_dtype == act_dtype = int8
-  or fp8) run on the device's int8 / fp8 matrix rate (`compute.int8`, `compute.fp8`, `dtype_substitutes`).
+- `act_dtype`: the activations GEMMs read, and the rate a GEMM runs at. W8A8 / FP8 (weight_dtype == act_dtype =
+  int8 or fp8) run on the device's int8 / fp8 matrix rate (`compute.int8`, `compute.fp8`, `dtype_substitutes`).
+  A quantised type (fp8, int8, int4, fp4) applies at the GEMMs' inputs only: the activations between GEMMs (the
+  residual stream, norms, elementwise ops, attention, the collectives of a multi-device plan) stay in a 16-bit
+  `carrier` type, the model's dtype, or bf16 where the model's dtype is itself quantised. That is how FP8 and
+  INT8 inference runs: Transformer Engine casts only the GEMM operands to FP8 and keeps the other ops in higher
+  precision; TensorRT-LLM's FP8 engines quantise the GEMM inputs and run the attention plugin in fp16 (FP8 context
+  attention is a separate option); SmoothQuant W8A8 dequantises each GEMM's int32 output to fp16. The GEMM's own
+  operand bytes are counted at the carrier type (its input quantised inside the producer's epilogue, not costed).
 - `kv_dtype`: the KV cache (`kv_cache` ops): its resident bytes, the append, and the cache the attention of
   every later step reads. The longest context and the largest batch that fit follow from it
   (results.Result.serving). Converting fp8 K/V back to the compute type inside the attention kernel is not
@@ -35,6 +42,8 @@ from .errors import Location, SpecError
 from .params import Param
 
 CHOICES = ("fp4", "int4", "int8", "fp8", "fp16", "bf16", "fp32")
+# activation types that quantise the GEMMs' inputs only; the rest of the network is carried in a 16-bit type
+QUANTISED = ("fp8", "int8", "int4", "fp4")
 NAMES = {"weight": "weight_dtype", "act": "act_dtype", "kv": "kv_dtype"}
 
 OPTIONS = {
@@ -76,6 +85,7 @@ class Precision:
     weight: str | None = None
     act: str | None = None
     kv: str | None = None
+    carrier: str | None = None  # activations between GEMMs (resolved: the model's dtype, bf16 if it is quantised)
 
     @property
     def active(self) -> bool:
@@ -83,7 +93,8 @@ class Precision:
 
     def resolved(self, dtype: str) -> "Precision":
         """Every field filled, the unset ones with the model's dtype."""
-        return Precision(self.weight or dtype, self.act or dtype, self.kv or dtype)
+        return Precision(self.weight or dtype, self.act or dtype, self.kv or dtype,
+                         self.carrier or ("bf16" if dtype in QUANTISED else dtype))
 
     def to_dict(self) -> dict:
         return {NAMES[k]: getattr(self, k) for k in NAMES}
@@ -92,14 +103,18 @@ class Precision:
         """'weight_dtype=int4, kv_dtype=fp8' (the ones given), or ''."""
         return ", ".join(f"{NAMES[k]}={getattr(self, k)}" for k in NAMES if getattr(self, k) is not None)
 
-    def for_op(self, kind_precision: str | None) -> tuple[str, str]:
-        """(dtype, weight dtype) of an op computing in the model's dtype, by what its kind stores
-        (ops.OpDef.precision: 'weight', 'kv' or None). Call on a resolved Precision."""
+    def for_op(self, kind_precision: str | None) -> tuple[str, str, str | None]:
+        """(dtype, weight dtype, GEMM dtype or None) of an op computing in the model's dtype, by what its kind
+        stores (ops.OpDef.precision: 'weight', 'kv' or None). Call on a resolved Precision. With a quantised
+        activation type, GEMM-like ops ('weight') keep their tensors in the carrier type and run their GEMM in
+        the quantised one; every other op runs in the carrier type."""
         if kind_precision == "kv":
-            return self.kv, self.kv
+            return self.kv, self.kv, None
+        quantised = self.act in QUANTISED and self.act != self.carrier
+        dtype = self.carrier if quantised else self.act
         if kind_precision == "weight":
-            return self.act, self.weight
-        return self.act, self.act
+            return dtype, self.weight, (self.act if quantised else None)
+        return dtype, dtype, None
 
     def uses(self, dtype: str) -> list[str]:
         """The option names set to `dtype` (on a resolved Precision: with the model's dtype filled in)."""

@@ -97,7 +97,10 @@ def _bytes(stage, tid):
 def test_dtype_scales_weight_bytes(dtype, factor):
     base = load_model("sd15")
     other = load_model("sd15", {"dtype": dtype})
-    assert other.weight_bytes == base.weight_bytes * factor
+    if dtype == "fp32":
+        assert other.weight_bytes == base.weight_bytes * factor
+    else:  # a quantised type stores the GEMM-like ops' weights; norm scales and biases stay 16-bit (quantisation.py)
+        assert base.weight_bytes * factor < other.weight_bytes < base.weight_bytes * factor * 1.001
 
 
 @pytest.mark.parametrize("model, overrides", [("llama2-7b", {"output_tokens": 40}), ("cm3leon", {}),

@@ -174,3 +174,23 @@ def test_a_kv_dtype_on_a_model_without_a_kv_cache_is_refused():
     """Nothing is silently ignored: sd15 keeps no KV cache, so a KV-cache dtype can change nothing."""
     code, _, err = run_cli("run", "sd15", "--set", "kv_dtype=fp8")
     assert code == 2 and err.count("\n") == 1 and "kv_dtype" in err and "no KV cache" in err
+
+
+def test_quantised_activations_apply_at_the_gemm_inputs_only():
+    """FP8 and INT8 inference quantise the GEMMs' inputs; the tensors between GEMMs stay 16-bit (quantisation.py
+    `carrier`): norms, elementwise ops and attention move the bf16 run's bytes, the GEMMs run at the fp8 rate on
+    half the weight bytes, and a tensor-parallel all-reduce sums 16-bit activations."""
+    over = {**LLAMA, "output_tokens": 1}
+    bf16 = simulator.run("llama2-7b", "h100", overrides=over, stack="tensorrt", parallel="tp=2")
+    fp8 = simulator.run("llama2-7b", "h100", overrides={**over, "dtype": "fp8"}, stack="tensorrt", parallel="tp=2")
+    a, b = bf16.by_category(), fp8.by_category()
+    for cat in ("norm", "elementwise"):
+        assert b[cat]["bytes"] == a[cat]["bytes"]
+    assert b["comm"]["time_s"] == pytest.approx(a["comm"]["time_s"], rel=1e-12)
+    assert gemm_rows(fp8, "prefill")[1] == {("matrix", "fp8")}
+    assert fp8.model.weight_bytes < 0.51 * bf16.model.weight_bytes
+    # attention computes in the carrier type: the same rate as the bf16 run's
+    attn = [o for o in fp8.by_op() if o["category"] == "attention" and o["flops"] > 0]
+    attn16 = {o["name"]: o for o in bf16.by_op() if o["category"] == "attention" and o["flops"] > 0}
+    assert attn and all(o["compute_s"] == pytest.approx(attn16[o["name"]]["compute_s"]) for o in attn)
+    assert fp8.to_dict()["precision"] == {"weight_dtype": "fp8", "act_dtype": "fp8", "kv_dtype": "fp8"}
