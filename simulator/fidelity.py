@@ -180,11 +180,14 @@ def fitted_yaml(result: dict, source: str, created: str) -> str:
         for k in keys[:-1]:
             node = node.setdefault(k, {})
         node[keys[-1]] = value
+    bound = set(result.get("at_bound", ()))
     for key, value in nested.items():
         if isinstance(value, dict):
-            lines.append(f"  {key}: {{{', '.join(f'{k}: {v:.6g}' for k, v in value.items())}}}")
+            ends = [k for k in value if f"efficiency.{key}.{k}" in bound]
+            flag = f"  # at the bound of its prior range: {', '.join(ends)}" if ends else ""
+            lines.append(f"  {key}: {{{', '.join(f'{k}: {v:.6g}' for k, v in value.items())}}}{flag}")
         else:
-            flag = "  # at the bound of its prior range" if f"efficiency.{key}" in result.get("at_bound", ()) else ""
+            flag = "  # at the bound of its prior range" if f"efficiency.{key}" in bound else ""
             lines.append(f"  {key}: {value:.6g}{flag}")
     return "\n".join(lines) + "\n"
 

@@ -75,7 +75,9 @@ def term_of(path: str) -> str | None:
 def unread(spec) -> list[str]:
     """The numeric fields of a device that no term can read, each with why: a field the registry does not know,
     or one whose companion is missing."""
+    from .mapping import device_backends
     fields = field_paths(spec.model_dump())
+    backends = set(device_backends(spec))
     out = []
     for path in sorted(fields):
         term = term_of(path)
@@ -86,19 +88,25 @@ def unread(spec) -> list[str]:
             out.append(f"{path}: read only with on_chip.l2_bandwidth, which the file does not give")
         elif path == "tdp_w" and "power.static_w" not in fields:
             out.append(f"{path}: read only with a power model (power: static_w, pJ per FLOP and per byte)")
+        elif path.startswith("efficiency.softmax_overlap.") and "per_core.special_function" not in fields:
+            out.append(f"{path}: read only with per_core.special_function (the exponentials it hides)")
+        elif path.startswith("efficiency.softmax_overlap.") and path.rpartition(".")[2] not in backends:
+            out.append(f"{path}: the device runs no fused-attention back-end of that name "
+                       f"(it runs: {', '.join(sorted(backends)) or 'none'})")
     return out
 
 
-def used(spec, peaks, effs, fused_attention: bool = True) -> set:
+def used(spec, peaks, effs) -> set:
     """The hardware fields a kernel table with these (unit, dtype) rates and efficiency classes reads."""
     fields = field_paths(spec.model_dump())
     out = {next(p for p in paths if p is None or p in fields) for paths in COLUMN_FIELDS.values()} - {None}
     if "clock.peak_hz" in fields:
         out.add("clock.peak_hz")
     out |= {"on_chip.sram_per_core_bytes", "cores"}
-    if fused_attention and "per_core.special_function" in fields and any(u == "attention" for u, _ in peaks):
+    backends = [k.split(":", 1)[1] for k in effs if k.startswith("attention:")]  # fused attention's classes
+    if backends and "per_core.special_function" in fields:
         out.add("per_core.special_function")
-        out |= {f"efficiency.softmax_overlap.{k.split(':', 1)[1]}" for k in effs if k.startswith("attention:")}
+        out |= {f"efficiency.softmax_overlap.{b}" for b in backends}
     for unit, dtype in peaks:
         u = "matrix" if unit == "attention" else unit
         path = rate_field(fields, spec.dtype_substitutes, u, dtype)

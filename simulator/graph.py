@@ -23,7 +23,7 @@ from .errors import Location, SpecError, closest, name_of, shown, unknown
 from .loader import Node, NodeList, load_yaml
 from .ops import CATEGORIES, OPS, REQUIRED, Attr, OpCall, OpError, OpResult, numel
 from .memory_saving import Modes
-from .quantisation import Precision
+from .quantisation import QUANTISED, Precision
 from .params import declare
 from .schema import BlockSpec, ModelFile, StageSpec, validate
 
@@ -368,8 +368,14 @@ class _StageBuilder:
         takes the quantisation options' (`stores`: what its kind stores, ops.OpDef.precision); one that pins its
         own dtype, or runs in a stage that rebinds it (an fp32 VAE decoder), keeps it."""
         if pinned or self.precision is None or dtype != self.model_dtype:
+            # a stage or op in a quantised type of its own (an int8 VAE engine) splits as the model's own
+            # quantised activations do: GEMMs in that type, the tensors between them 16-bit
+            precision = Precision(dtype, dtype, dtype) if dtype in QUANTISED else None
+        else:
+            precision = self.precision
+        if precision is None:
             return dtype, None, None
-        dtype, weight, gemm = self.precision.for_op(stores)
+        dtype, weight, gemm = precision.resolved(dtype).for_op(stores)
         return dtype, (weight if weight != dtype else None), gemm
 
     def _reads_varying(self, used: set, names) -> bool:

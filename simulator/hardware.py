@@ -93,6 +93,13 @@ def settable_paths(raw: dict) -> set:
     paths |= {f"efficiency.{name}" for name, f in Efficiency.model_fields.items()
               if not f.is_required() and "dict" not in str(f.annotation)}
     paths.add("clock.sustained_hz")
+    paths.add("per_core.special_function")
+    # the share of softmax exponentials each fused-attention back-end of the device hides (absent: 0)
+    eff = raw.get("efficiency") if isinstance(raw.get("efficiency"), dict) else {}
+    backends = set(eff.get("attention_backends") or {}) if isinstance(eff.get("attention_backends"), dict) else set()
+    if not backends and "attention" in eff:
+        backends = {"flash"}
+    paths |= {f"efficiency.softmax_overlap.{b}" for b in backends}
     return paths
 
 

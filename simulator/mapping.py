@@ -85,6 +85,7 @@ def device_backends(spec) -> dict:
 # "XLA TPU can often fuse this entire sequence of operations into one kernel", a kernel that keeps whole key and
 # value rows in VMEM, and "with long enough sequences, the fusion isn't possible"
 COMPILER_FUSED = "xla"
+SIXTEEN_BIT = ("bf16", "fp16")
 
 
 def attention_backend(stack: Stack, spec, dtype: str, head_dim: int, requested: str, keys: int = 0) -> str:
@@ -92,10 +93,16 @@ def attention_backend(stack: Stack, spec, dtype: str, head_dim: int, requested: 
     op's dtype and head dim and that the device runs and whose smallest blocks fit the SRAM per core; `math`
     (the materialised score matrix) otherwise. Attention written as plain ops (`math`) under a fully fusing
     compiler becomes the compiler's own fused kernel where the device lists one and its `keys`-long rows fit."""
-    if requested == MATH:
-        return COMPILER_FUSED if compiler_fuses(stack, spec, head_dim, keys) else MATH
-    if requested != "flash":  # a back-end named explicitly (a kernel measurement of that back-end)
+    if requested != "flash" and requested != MATH:  # a back-end named explicitly (a kernel measurement of it)
         return requested
+    chosen = MATH if requested == MATH else _selected(stack, spec, dtype, head_dim)
+    if chosen == MATH and compiler_fuses(stack, spec, dtype, head_dim, keys):
+        return COMPILER_FUSED
+    return chosen
+
+
+def _selected(stack: Stack, spec, dtype: str, head_dim: int) -> str:
+    """The first of the stack's attention rules that accepts the dtype and head dim and that the device runs."""
     available = device_backends(spec)
     for rule in stack.spec.attention.backends:
         if rule.dtypes is not None and dtype not in rule.dtypes:
@@ -124,21 +131,22 @@ def flash_fits(spec, head_dim: int) -> bool:
     return 3 * small * d * OPERAND_BYTES <= budget
 
 
-def compiler_fuses(stack: Stack, spec, head_dim: int, keys: int) -> bool:
+def compiler_fuses(stack: Stack, spec, dtype: str, head_dim: int, keys: int) -> bool:
     """Whether a fully fusing compiler (`fusion: full`) runs a plain-ops attention as its own fused kernel on this
     device: the device lists that kernel (`COMPILER_FUSED`) and the kernel of the JAX guide (flash1.md,
     `attention_with_softmax_kernel`) fits the SRAM per core (VMEM): one block of queries (the smallest matrix
     tile), the whole key and value rows, and that block's fp32 logits. The guide's example (head dim 256, fp32)
     fits at 1024 keys and runs out of VMEM at 16384 keys on a chip it does not name, so against a whole 128 MiB
-    VMEM this is an upper bound on the rows XLA fuses."""
-    from .engine import OPERAND_BYTES
-    if stack.spec.fusion != "full" or COMPILER_FUSED not in device_backends(spec) or keys <= 0:
+    VMEM this is an upper bound on the rows XLA fuses. The kernel's fraction in the hardware files is derived for
+    16-bit operands (the MXU's bf16 rate), so other dtypes keep the materialised scores."""
+    if stack.spec.fusion != "full" or COMPILER_FUSED not in device_backends(spec) or keys <= 0 \
+            or dtype not in SIXTEEN_BIT:
         return False
     mt = spec.matrix_tile
     multiple = spec.attention_tile.head_dim_multiple if spec.attention_tile else mt.k
     rows = (spec.min_tile or mt).m
     d = -(-head_dim // multiple) * multiple
-    need = (rows + 2 * keys) * d * OPERAND_BYTES + rows * keys * 4
+    need = (rows + 2 * keys) * d * BYTES[dtype] + rows * keys * 4
     return need <= spec.on_chip.sram_per_core_bytes
 
 
@@ -571,10 +579,6 @@ def _runs_apart(table: KernelTable, p: _Steps) -> bool:
     return True
 
 
-# activation dtypes no attention kernel computes in, and the type their attention runs in instead
-ATTENTION_DTYPE = {"int8": "fp16", "int4": "fp16"}
-
-
 def lower_op(out: KernelRows, oid: int, si: int, kind: str, category: str, dtype: str, res, count: float,
              stack: Stack, spec, attention: str = "flash", saved_read: float | None = None,
              saved_write: float | None = None, in_bytes: int = 0, gemm_dtype: str | None = None) -> None:
@@ -587,9 +591,6 @@ def lower_op(out: KernelRows, oid: int, si: int, kind: str, category: str, dtype
     kernels, backend = res.kernels, None
     if res.variants:  # attention: the stack's back-end selector decides
         fused = res.variants["fused"][0]
-        # integer activations (W8A8 int8 pipelines: SmoothQuant, TensorRT's int8 UNets) quantise the GEMMs only;
-        # no attention kernel takes integer inputs, so the scores and their products run in fp16
-        dtype = ATTENTION_DTYPE.get(dtype, dtype)
         backend = attention_backend(stack, spec, dtype, int(fused.gemm[3]), attention, keys=int(fused.gemm[2]))
         kernels = res.variants[MATH if backend == MATH else "fused"]
     if not kernels:

@@ -14,8 +14,9 @@ What each governs (the ops' formulas read it through `OpCall.weight_dtype` and t
   `carrier` type, the model's dtype, or bf16 where the model's dtype is itself quantised. That is how FP8 and
   INT8 inference runs: Transformer Engine casts only the GEMM operands to FP8 and keeps the other ops in higher
   precision; TensorRT-LLM's FP8 engines quantise the GEMM inputs and run the attention plugin in fp16 (FP8 context
-  attention is a separate option); SmoothQuant W8A8 dequantises each GEMM's int32 output to fp16. The GEMM's own
-  operand bytes are counted at the carrier type (its input quantised inside the producer's epilogue, not costed).
+  attention is a separate option); SmoothQuant W8A8 dequantises each GEMM's int32 output to fp16. The tensors a
+  GEMM reads and writes are counted at the carrier type, and the cast of its input to the quantised type is not
+  costed (an upper bound on the GEMM's activation bytes; the cast's own pass is left out).
 - `kv_dtype`: the KV cache (`kv_cache` ops): its resident bytes, the append, and the cache the attention of
   every later step reads. The longest context and the largest batch that fit follow from it
   (results.Result.serving). Converting fp8 K/V back to the compute type inside the attention kernel is not

@@ -87,3 +87,52 @@ def test_devices_without_special_function_units_and_plain_gemms_are_unchanged(wr
     a = run(m, chip_file(write), terms=no_attention, stack="eager").time_s
     b = run(m, chip_file(write, "per_core: {special_function: 16}\n"), terms=no_attention, stack="eager").time_s
     assert a == b
+
+
+# ------------------------------------------------------------------------------ the fields, as a user meets them
+
+def test_setting_the_new_fields_changes_attention_and_is_not_reported_as_ignored(write):
+    from simulator.simulate import field_warnings
+    base = run("flux1-dev", "h100", {"steps": 2}, stack="eager")
+    for over in ({"per_core.special_function": 1.0}, {"efficiency.softmax_overlap.flash": 0.5}):
+        r = run("flux1-dev", "h100", {"steps": 2}, over, stack="eager")
+        assert r.time_s != base.time_s
+        assert not [w for w in field_warnings(r, over) if "does not change" in w]
+    # a model without fused attention does not read them: that is said
+    plain = write(open(attention_model(write, 128, 8)).read().replace(
+        "- {name: attn, op: attention, in: [q, k, v], heads: 8}",
+        "- {name: attn, op: linear, in: q, out_features: 1024, bias: false}"), "gemm2.yaml")
+    over = {"per_core.special_function": 1.0}
+    r = run(plain, "h100", hw_overrides=over, stack="eager")
+    assert [w for w in field_warnings(r, over) if "per_core.special_function does not change" in w]
+
+
+def test_an_overlap_without_exponentials_or_for_a_back_end_the_device_lacks_is_reported(write):
+    from simulator.fields import unread
+    from simulator.hardware import load_hardware
+    no_sfu = write(CHIP.replace("efficiency: {attention: 1.0,", "efficiency: {attention: 1.0, softmax_overlap: "
+                                "{flash: 0.5, fa9: 0.2},"), "overlap.yaml")
+    notes = unread(load_hardware(no_sfu).spec)
+    assert any("softmax_overlap.flash: read only with per_core.special_function" in n for n in notes)
+    with_sfu = write(open(no_sfu).read() + "per_core: {special_function: 16}\n", "overlap2.yaml")
+    notes = unread(load_hardware(with_sfu).spec)
+    assert any("softmax_overlap.fa9: the device runs no fused-attention back-end" in n for n in notes)
+    assert not any("softmax_overlap.flash" in n for n in notes)
+
+
+@pytest.mark.parametrize("field, value", [("efficiency.softmax_overlap.fa3", "1.5"),
+                                          ("per_core.special_function", "-1"), ("per_core.special_function", "abc")])
+def test_bad_values_of_the_new_fields_are_one_line_errors(field, value):
+    from conftest import run_cli
+    code, out, err = run_cli("run", "sd15", "--hardware", "h100", "--hw-set", f"{field}={value}")
+    assert code == 2 and not out and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_fitted_dict_value_at_its_bound_is_flagged_in_the_written_file():
+    from simulator.fidelity import fitted_yaml
+    text = fitted_yaml({"hardware": "h100", "train_rows": 10, "loss_before": 0.1, "loss_after": 0.05,
+                        "parameters": {"efficiency.softmax_overlap.flash": 0.0, "efficiency.softmax_overlap.fa3": 0.3,
+                                       "efficiency.matrix": 0.8},
+                        "at_bound": ["efficiency.softmax_overlap.flash"]}, "rows.csv", "today")
+    line = next(t for t in text.splitlines() if t.strip().startswith("softmax_overlap"))
+    assert line.endswith("# at the bound of its prior range: flash") and "fa3: 0.3" in line

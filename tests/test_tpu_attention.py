@@ -41,13 +41,24 @@ def test_fused_fractions_are_the_derivation_their_file_states(name, backend, vpu
 
 def test_xla_fuses_plain_attention_only_on_a_device_that_lists_it_and_only_where_its_rows_fit():
     xla, tpu = load_stack("xla"), load_hardware("tpu-v5e").spec
-    assert compiler_fuses(xla, tpu, 64, 4096)          # SDXL's 64x64-level self-attention
-    assert not compiler_fuses(xla, tpu, 128, 2 ** 20)  # a million keys: two 256 MiB rows cannot sit in VMEM
-    assert not compiler_fuses(load_stack("eager"), tpu, 64, 4096)  # no whole-program compiler: scores materialised
-    assert not compiler_fuses(xla, load_hardware("a100").spec, 64, 4096)  # XLA:GPU lists no such kernel
+    assert compiler_fuses(xla, tpu, "bf16", 64, 4096)          # SDXL's 64x64-level self-attention
+    assert not compiler_fuses(xla, tpu, "bf16", 128, 2 ** 20)  # a million keys: two 256 MiB rows cannot sit in VMEM
+    assert not compiler_fuses(load_stack("eager"), tpu, "bf16", 64, 4096)  # no whole-program compiler
+    assert not compiler_fuses(xla, load_hardware("a100").spec, "bf16", 64, 4096)  # XLA:GPU lists no such kernel
+    # the kernel's fraction is derived for 16-bit operands: fp32 attention keeps the materialised scores
+    assert not compiler_fuses(xla, tpu, "fp32", 64, 4096)
     # a 16384-key row of 512-wide heads (an SDXL VAE's attention at 1024x1024) fits v5e's 128 MiB, not v4's 16
     v4 = load_hardware("tpu-v4").spec
-    assert compiler_fuses(xla, tpu, 512, 16384) and not compiler_fuses(xla, v4, 512, 16384)
+    assert compiler_fuses(xla, tpu, "bf16", 512, 16384) and not compiler_fuses(xla, v4, "bf16", 512, 16384)
+
+
+def test_a_flash_request_that_falls_back_to_plain_ops_is_fused_by_xla_as_a_math_request_is():
+    """fp32 has no Pallas rule in the xla stack; bf16 plain-ops attention asked for as flash or as math alike ends
+    in XLA's own fusion where its rows fit (the same answer whichever way the op came to be materialised)."""
+    xla, tpu = load_stack("xla"), load_hardware("tpu-v5e").spec
+    assert attention_backend(xla, tpu, "fp32", 64, "flash", keys=4096) == "math"
+    assert attention_backend(xla, tpu, "fp32", 64, "math", keys=4096) == "math"
+    assert attention_backend(xla, tpu, "bf16", 64, "math", keys=4096) == "xla"
 
 
 def test_the_pallas_kernels_blocks_are_checked_against_vmem():
