@@ -529,6 +529,8 @@ def communication(table: KernelTable, cols: dict, terms: Terms, compute, memory,
     if not terms.latency:  # the bare link roofline: bytes over bandwidth, no per-step latency
         cols = {**cols, "link_latency": np.zeros_like(cols["link_latency"]),
                 "network_latency": np.zeros_like(cols["network_latency"])}
+    if terms.achievable and "link_efficiency" in cols:  # protocol overhead: the data moves below the line rate
+        cols = {**cols, "link_bandwidth": cols["link_bandwidth"] * cols["link_efficiency"]}
     g = table.gemm[rows]
     cost = np.zeros((comm.shape[0], int(rows.sum())))
     for k, kind in enumerate(KINDS):

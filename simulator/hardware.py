@@ -94,6 +94,8 @@ def settable_paths(raw: dict) -> set:
               if not f.is_required() and "dict" not in str(f.annotation)}
     paths.add("clock.sustained_hz")
     paths.add("per_core.special_function")
+    if isinstance(raw.get("interconnect"), dict):
+        paths.add("interconnect.efficiency")
     # the share of softmax exponentials each fused-attention back-end of the device hides (absent: 0)
     eff = raw.get("efficiency") if isinstance(raw.get("efficiency"), dict) else {}
     backends = set(eff.get("attention_backends") or {}) if isinstance(eff.get("attention_backends"), dict) else set()
@@ -281,6 +283,9 @@ def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = N
         path = next(p for p in paths if p is None or p in fields)
         value = 0.0 if path is None else fields[path]  # an absent optional term costs nothing
         cols[col] = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
+    # the fraction of the link's line rate a collective's data moves at (engine.communication, with `achievable`)
+    cols["link_efficiency"] = np.broadcast_to(np.asarray(fields.get("interconnect.efficiency", 1.0),
+                                                         dtype=np.float64), (n,))
     # the special-function units' exponentials per second (0: the file gives none, and no term reads them)
     cols["exp_rate"] = np.broadcast_to(np.asarray(fields.get("per_core.special_function", 0.0), dtype=np.float64)
                                        * cols["cores"] * cols["peak_clock"], (n,))

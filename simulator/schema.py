@@ -211,6 +211,8 @@ class Interconnect(Strict):
     bandwidth: PositiveNumber
     latency_s: NonNegativeNumber
     devices_per_node: Count
+    # the fraction of the line rate a collective's data moves at (protocol overhead); absent: all of it
+    efficiency: Fraction | None = None
 
 
 class Network(Strict):
