@@ -206,6 +206,26 @@ def test_sd35_large_agrees_with_its_published_h100_run():
     assert r.fits and abs(r.peak_memory_bytes / (31517 * 2**20) - 1) <= 0.25
 
 
+def test_ltx_video_agrees_with_its_published_single_gpu_run_and_memory():
+    """Lightricks/LTX-Video issue #82 (2025-01-09): diffusers takes 27 s for 512 x 768 x 161 frames on one H800 (the
+    H100's compute and HBM); pipeline defaults assumed (50 steps, CFG). Peak memory: the Hugging Face blog 'State of
+    open video generation models in Diffusers' lists 17.75 GB on an A100 80GB for 121 frames at 512 x 768, bf16."""
+    (r,) = compare("ltx-video", ["h100"], {"frames": 161, "height": 512, "width": 768, "steps": 50})
+    assert 27 / 2 < r.time_s < 27 * 2 and r.fits
+    (m,) = compare("ltx-video", ["a100"], {"frames": 121, "height": 512, "width": 768, "steps": 50})
+    assert m.fits and abs(m.peak_memory_bytes / 17.75e9 - 1) <= 0.25
+
+
+def test_mochi_agrees_with_its_published_single_gpu_run():
+    """sandyresearch/chipmunk examples/mochi/README.md (commit 12d12212): the Genmo reference pipeline takes about 380 s
+    per video on one H100 SXM5 with its defaults (848 x 480, 163 frames, 64 steps, CFG, tiled decode; a
+    lower-confidence figure, see the case chipmunk-mochi-1-h100-sxm-baseline); the Genmo README: the single-GPU
+    pipeline 'requires approximately 60GB VRAM', so it fits an 80 GB device."""
+    (r,) = compare("mochi-1", ["h100"], {"height": 480, "width": 848, "frames": 163, "steps": 64,
+                                        "vae_tiling": True}, stack="compile")
+    assert 380 / 2 < r.time_s < 380 * 2 and r.fits
+
+
 def test_mixtral_fits_as_published():
     """gpt-fast mixtral-moe/README.md: Mixtral 8x7B in bfloat16 is OOM on one A100-80GB, while int8 weight-only
     runs at 97.92 tokens/s (batch 1, ~5-token prompt, 330 W A100, decode compiled with CUDA graphs); the Hugging
