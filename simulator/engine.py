@@ -529,14 +529,16 @@ def communication(table: KernelTable, cols: dict, terms: Terms, compute, memory,
     if not terms.latency:  # the bare link roofline: bytes over bandwidth, no per-step latency
         cols = {**cols, "link_latency": np.zeros_like(cols["link_latency"]),
                 "network_latency": np.zeros_like(cols["network_latency"])}
-    if terms.achievable and "link_efficiency" in cols:  # protocol overhead: the data moves below the line rate
-        cols = {**cols, "link_bandwidth": cols["link_bandwidth"] * cols["link_efficiency"]}
     g = table.gemm[rows]
     cost = np.zeros((comm.shape[0], int(rows.sum())))
     for k, kind in enumerate(KINDS):
         sel = g[:, 3] == k
         if sel.any():
-            cost[:, sel] = collective_time(kind, g[sel, 1][None, :], g[sel, 0][None, :], g[sel, 2][None, :], cols)
+            on = cols
+            if terms.achievable and "link_efficiency" in cols:  # protocol overhead: data below the line rate
+                share = cols["link_all_reduce_efficiency" if kind == "all_reduce" else "link_efficiency"]
+                on = {**cols, "link_bandwidth": cols["link_bandwidth"] * share}
+            cost[:, sel] = collective_time(kind, g[sel, 1][None, :], g[sel, 0][None, :], g[sel, 2][None, :], on)
     comm[:, rows] = cost
     if table.comm_overlap:
         other = np.maximum(compute, memory) + overhead

@@ -370,7 +370,8 @@ class _StageBuilder:
         if pinned or self.precision is None or dtype != self.model_dtype:
             # a stage or op in a quantised type of its own (an int8 VAE engine) splits as the model's own
             # quantised activations do: GEMMs in that type, the tensors between them 16-bit
-            precision = Precision(dtype, dtype, dtype) if dtype in QUANTISED else None
+            carrier = self.model_dtype if self.model_dtype not in QUANTISED else None  # None: bf16
+            precision = Precision(dtype, dtype, dtype, carrier) if dtype in QUANTISED else None
         else:
             precision = self.precision
         if precision is None:

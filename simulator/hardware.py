@@ -95,14 +95,21 @@ def settable_paths(raw: dict) -> set:
     paths.add("clock.sustained_hz")
     paths.add("per_core.special_function")
     if isinstance(raw.get("interconnect"), dict):
-        paths.add("interconnect.efficiency")
+        paths |= {"interconnect.efficiency", "interconnect.all_reduce_efficiency"}
     # the share of softmax exponentials each fused-attention back-end of the device hides (absent: 0)
     eff = raw.get("efficiency") if isinstance(raw.get("efficiency"), dict) else {}
-    backends = set(eff.get("attention_backends") or {}) if isinstance(eff.get("attention_backends"), dict) else set()
-    if not backends and "attention" in eff:
-        backends = {"flash"}
-    paths |= {f"efficiency.softmax_overlap.{b}" for b in backends}
+    paths |= {f"efficiency.softmax_overlap.{b}" for b in attention_backends(eff)}
     return paths
+
+
+def attention_backends(efficiency: dict) -> dict:
+    """The fused-attention back-ends a device runs, each with its fraction of the matrix peak, from its
+    `efficiency` fields: those it lists, else `flash` at `efficiency.attention` where it gives that."""
+    listed = efficiency.get("attention_backends")
+    listed = dict(listed) if isinstance(listed, dict) else {}
+    if not listed and efficiency.get("attention") is not None:
+        listed = {"flash": efficiency["attention"]}
+    return listed
 
 
 def set_path(raw: dict, path: str, value: float) -> dict:
@@ -283,9 +290,12 @@ def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = N
         path = next(p for p in paths if p is None or p in fields)
         value = 0.0 if path is None else fields[path]  # an absent optional term costs nothing
         cols[col] = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
-    # the fraction of the link's line rate a collective's data moves at (engine.communication, with `achievable`)
-    cols["link_efficiency"] = np.broadcast_to(np.asarray(fields.get("interconnect.efficiency", 1.0),
-                                                         dtype=np.float64), (n,))
+    # the fraction of the link's line rate a collective's data moves at (engine.communication, with `achievable`);
+    # all-reduce has its own where the switches reduce in the network
+    link = fields.get("interconnect.efficiency", 1.0)
+    cols["link_efficiency"] = np.broadcast_to(np.asarray(link, dtype=np.float64), (n,))
+    cols["link_all_reduce_efficiency"] = np.broadcast_to(np.asarray(
+        fields.get("interconnect.all_reduce_efficiency", link), dtype=np.float64), (n,))
     # the special-function units' exponentials per second (0: the file gives none, and no term reads them)
     cols["exp_rate"] = np.broadcast_to(np.asarray(fields.get("per_core.special_function", 0.0), dtype=np.float64)
                                        * cols["cores"] * cols["peak_clock"], (n,))

@@ -17,7 +17,7 @@ import numpy as np
 
 from .dtypes import BYTES
 from .engine import KernelTable, evaluate
-from .hardware import columns
+from .hardware import attention_backends, columns
 from .graph import Model
 from .ops import CATEGORIES, UNITS, numel
 from .quantisation import DEQUANT, check_device
@@ -74,10 +74,7 @@ def _fusions(stage, mode: str) -> tuple[dict, dict]:
 
 def device_backends(spec) -> dict:
     """Fused attention back-ends the device runs, with their measured fraction of the matrix peak."""
-    listed = dict(spec.efficiency.attention_backends or {})
-    if not listed and spec.efficiency.attention is not None:
-        listed = {"flash": spec.efficiency.attention}
-    return listed
+    return attention_backends(spec.efficiency.model_dump())
 
 
 # XLA's own fusion of a whole attention written as plain ops (matmul, softmax, matmul) into one kernel, where the

@@ -96,7 +96,9 @@ def table(result: Result, by: str = "layer") -> str:
     trust = trust_line(result)
     if trust:
         out.append(trust)
-    borrowed = result.hardware.spec.borrowed
+    # the links' figures matter only to a run on several devices
+    borrowed = {k: v for k, v in result.hardware.spec.borrowed.items()
+                if result.devices > 1 or not k.startswith(("interconnect", "network"))}
     if borrowed:
         out.append(f"note: {result.hardware.id} has no measurement of its own for "
                    + "; ".join(f"{k} (from {v})" for k, v in borrowed.items()))

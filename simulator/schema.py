@@ -213,6 +213,8 @@ class Interconnect(Strict):
     devices_per_node: Count
     # the fraction of the line rate a collective's data moves at (protocol overhead); absent: all of it
     efficiency: Fraction | None = None
+    # the same for all-reduce where the switches reduce in the network (NVLink SHARP); absent: `efficiency`
+    all_reduce_efficiency: Fraction | None = None
 
 
 class Network(Strict):

@@ -99,18 +99,26 @@ def test_a_device_without_a_network_costs_its_collectives_without_numpy_warnings
 
 def test_the_links_efficiency_scales_the_bandwidth_a_collective_sees():
     """interconnect.efficiency (NCCL's protocol overhead on NVLink: 370 of 450 GB/s on H100) divides the
-    bandwidth term of every collective inside a node, with the `achievable` term; the bare roofline keeps the line
+    bandwidth term of every collective inside a node, with the `achievable` term; all-reduce has its own
+    all_reduce_efficiency where the switches reduce in the network (NVLink SHARP); the bare roofline keeps the line
     rate."""
     import simulator
     from simulator.engine import ROOFLINE
     over = {"prompt_tokens": 512, "output_tokens": 1}
-    runs = {e: simulator.run("llama2-7b", "h100", over, {"interconnect.efficiency": e}, parallel="tp=2")
-            for e in (0.5, 1.0)}
-    comm = {e: r.by_category()["comm"]["time_s"] for e, r in runs.items()}
-    lat = {e: simulator.run("llama2-7b", "h100", over, {"interconnect.efficiency": e, "interconnect.bandwidth": 1e30},
-                            parallel="tp=2").by_category()["comm"]["time_s"] for e in (0.5, 1.0)}
+
+    def comm(hw_set, terms=None):
+        kw = {"terms": terms} if terms else {}
+        return simulator.run("llama2-7b", "h100", over, hw_set, parallel="tp=2", **kw).by_category()["comm"]["time_s"]
+
+    both = {e: comm({"interconnect.efficiency": e, "interconnect.all_reduce_efficiency": e}) for e in (0.5, 1.0)}
+    lat = {e: comm({"interconnect.efficiency": e, "interconnect.all_reduce_efficiency": e,
+                    "interconnect.bandwidth": 1e30}) for e in (0.5, 1.0)}
     # the bandwidth part doubles at half the efficiency; the latency part does not move
-    assert comm[0.5] - lat[0.5] == pytest.approx(2 * (comm[1.0] - lat[1.0]), rel=1e-9)
-    roof = {e: simulator.run("llama2-7b", "h100", over, {"interconnect.efficiency": e}, parallel="tp=2",
-                             terms=ROOFLINE).by_category()["comm"]["time_s"] for e in (0.5, 1.0)}
+    assert both[0.5] - lat[0.5] == pytest.approx(2 * (both[1.0] - lat[1.0]), rel=1e-9)
+    # tensor parallelism's collectives are all-reduces (and one small all-gather of the logits): on H100 they
+    # follow all_reduce_efficiency
+    assert comm({"interconnect.efficiency": 0.5}) == pytest.approx(comm({"interconnect.efficiency": 1.0}), rel=1e-3)
+    assert comm({"interconnect.all_reduce_efficiency": 0.5}) > 1.3 * comm({"interconnect.all_reduce_efficiency": 1.0})
+    roof = {e: comm({"interconnect.efficiency": e, "interconnect.all_reduce_efficiency": e}, ROOFLINE)
+            for e in (0.5, 1.0)}
     assert roof[0.5] == roof[1.0]

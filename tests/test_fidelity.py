@@ -37,11 +37,11 @@ def test_fit_recovers_parameters(synthetic):
     assert got["efficiency.attention_backends.flash"] == pytest.approx(0.45, abs=0.05)
     assert got["efficiency.memory"] == pytest.approx(0.7, abs=0.05)
     assert got["efficiency.launch_overhead_s"] == pytest.approx(8e-6, abs=1.5e-6)
-    # the size-dependent terms: h100.yaml's per-tile fixed costs (256 K elements / keys) and convolutions at the
-    # the conv fraction of h100.yaml (the truth does not vary it)
+    # the size-dependent terms: h100.yaml's per-tile fixed costs (256 K elements / keys) and its conv fraction
+    # (the truth does not vary them)
     assert got["efficiency.gemm_k_overhead"] == pytest.approx(256, abs=100)
     assert got["efficiency.attention_k_overhead"] == pytest.approx(256, abs=100)
-    assert got["efficiency.conv"] == pytest.approx(0.3, abs=0.05)
+    assert got["efficiency.conv"] == pytest.approx(load_hardware("h100").spec.efficiency.conv, abs=0.05)
     assert result["loss_after"] < result["loss_before"]
     assert not {"efficiency.matrix", "efficiency.memory", "efficiency.conv"} & set(result["at_bound"])
 

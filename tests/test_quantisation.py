@@ -194,3 +194,18 @@ def test_quantised_activations_apply_at_the_gemm_inputs_only():
     attn16 = {o["name"]: o for o in bf16.by_op() if o["category"] == "attention" and o["flops"] > 0}
     assert attn and all(o["compute_s"] == pytest.approx(attn16[o["name"]]["compute_s"]) for o in attn)
     assert fp8.to_dict()["precision"] == {"weight_dtype": "fp8", "act_dtype": "fp8", "kv_dtype": "fp8"}
+
+
+def test_a_stage_in_a_quantised_type_of_its_own_splits_like_the_models_activations():
+    """An int8 VAE engine (decoder_dtype=int8, NVIDIA's MLPerf SDXL v4.1+): its convolutions and linears store and
+    run int8, the tensors between them (group norms, SiLU, residual adds) stay in the model's 16-bit type."""
+    small = {"height": 256, "width": 256, "steps": 1}
+    base = load_model("sdxl", {**small, "decoder_dtype": "fp16"})
+    q = load_model("sdxl", {**small, "decoder_dtype": "int8"})
+    dec = next(s for s in q.stages if s.name == "decoder")
+    gemms = [op for op in dec.ops if OPS[op.kind].precision == "weight" and op.result.params]
+    assert gemms and all(op.gemm_dtype == "int8" and op.weight_dtype == "int8" for op in gemms)
+    assert all(op.dtype == "fp16" for op in dec.ops if op.kind in ("group_norm", "silu", "add"))
+    w = {s.name: s.weight_bytes for s in base.stages}
+    wq = {s.name: s.weight_bytes for s in q.stages}
+    assert 0.5 * w["decoder"] < wq["decoder"] < 0.51 * w["decoder"]

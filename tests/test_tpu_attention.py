@@ -59,6 +59,12 @@ def test_a_flash_request_that_falls_back_to_plain_ops_is_fused_by_xla_as_a_math_
     assert attention_backend(xla, tpu, "fp32", 64, "flash", keys=4096) == "math"
     assert attention_backend(xla, tpu, "fp32", 64, "math", keys=4096) == "math"
     assert attention_backend(xla, tpu, "bf16", 64, "math", keys=4096) == "xla"
+    # a device that lists only XLA's fusion: a bf16 flash request finds no Pallas kernel, falls to the stack's
+    # plain-ops rule, and XLA fuses it as it fuses a math request
+    only_xla = tpu.model_copy(update={"efficiency": tpu.efficiency.model_copy(
+        update={"attention_backends": {"xla": 0.703}})})
+    assert attention_backend(xla, only_xla, "bf16", 64, "flash", keys=4096) == "xla"
+    assert attention_backend(xla, only_xla, "bf16", 128, "flash", keys=2 ** 20) == "math"  # rows too long
 
 
 def test_the_pallas_kernels_blocks_are_checked_against_vmem():
