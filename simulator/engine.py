@@ -261,16 +261,19 @@ def softmax_exponentials(compute: np.ndarray, table: KernelTable, cols: dict, pe
     exp_rate = cols.get("exp_rate")
     if not len(fused) or exp_rate is None or not (exp_rate > 0).any():
         return compute
-    md = np.maximum(cols["attn_d"][:, None], 1.0)
+    hide = [cols.get(f"hide:{c}", np.zeros(len(exp_rate))) for c in table.effs]
+    # a sweep rarely varies what the factor reads: then one row of it serves every design point
+    inputs = [exp_rate, cols["attn_d"], *hide, *(cols[f"peak:{u}:{d}"] for u, d in table.peaks)]
+    rows = slice(0, 1) if all(np.ptp(np.asarray(x)) == 0 for x in inputs) else slice(None)
+    md = np.maximum(cols["attn_d"][rows, None], 1.0)
     d = np.ceil(np.maximum(np.take(table.gemm[:, 3], fused), 1.0) / md) * md
-    exp_rate = np.asarray(exp_rate)[:, None]
-    shown = 1.0 - np.take(np.stack([cols.get(f"hide:{c}", np.zeros(len(exp_rate))) for c in table.effs], axis=1),
-                          np.take(table.eff, fused), axis=1)
-    grow = 1.0 + shown * np.where(exp_rate > 0, np.take(peak, fused, axis=1) / (4.0 * d * np.where(
-        exp_rate > 0, exp_rate, 1.0)), 0.0)
-    compute = compute if compute.flags.writeable else compute.copy()
-    compute[:, fused] = np.take(compute, fused, axis=1) * grow
-    return compute
+    rate = np.asarray(exp_rate)[rows, None]
+    shown = 1.0 - np.take(np.stack([h[rows] for h in hide], axis=1), np.take(table.eff, fused), axis=1)
+    grow = 1.0 + shown * np.where(rate > 0, np.take(peak[rows], fused, axis=1) / (4.0 * d * np.where(
+        rate > 0, rate, 1.0)), 0.0)
+    factor = np.ones((grow.shape[0], compute.shape[1]))
+    factor[:, fused] = grow
+    return compute * factor
 
 
 def work(table: KernelTable, cols: dict, terms: Terms, features: list | None = None) -> np.ndarray:
