@@ -341,6 +341,8 @@ def locate(root, loc: tuple, file: str | None = None) -> Location:
     """The YAML line of the deepest existing node along a pydantic error path."""
     node, line, parts = root, getattr(root, "line", None), []
     for key in loc:
+        # the whole path is named even past the deepest node with a line (a value set with --hw-set, a key of a
+        # flow mapping)
         parts.append(f"[{key}]" if isinstance(key, int) else f".{key}" if parts else str(key))
         if isinstance(node, Node) and key in node:
             line = node.key_lines.get(key, line)
@@ -349,7 +351,7 @@ def locate(root, loc: tuple, file: str | None = None) -> Location:
             line = node.item_lines[key]
             node = node[key]
         else:
-            break
+            node = None
     return Location(file or getattr(root, "file", None), line, "".join(parts) or None)
 
 

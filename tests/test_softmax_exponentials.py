@@ -136,3 +136,14 @@ def test_a_fitted_dict_value_at_its_bound_is_flagged_in_the_written_file():
                         "at_bound": ["efficiency.softmax_overlap.flash"]}, "rows.csv", "today")
     line = next(t for t in text.splitlines() if t.strip().startswith("softmax_overlap"))
     assert line.endswith("# at the bound of its prior range: flash") and "fa3: 0.3" in line
+
+
+def test_a_bad_value_of_a_dict_field_names_its_key(write):
+    """The error names the key inside the mapping, from --hw-set and from a file's flow mapping alike."""
+    from conftest import run_cli
+    code, _, err = run_cli("run", "sd15", "--hardware", "h100", "--hw-set", "efficiency.softmax_overlap.fa3=1.5")
+    assert code == 2 and "--hw-set efficiency.softmax_overlap.fa3=1.5" in err
+    child = write("inherit: h100\nefficiency:\n  softmax_overlap: {fa3: 1.7, cudnn: 0.4}\n", "child.yaml")
+    code, _, err = run_cli("run", "sd15", "--hardware", child)
+    # the child's own `efficiency:` line (an inherited file's nested mappings keep the line of their parent key)
+    assert code == 2 and err.count("\n") == 1 and f"{child}:2: efficiency.softmax_overlap.fa3:" in err
