@@ -52,7 +52,7 @@ VAE; cfg, dp: by batch); halo exchanges of patch parallelism are not modelled.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -655,11 +655,10 @@ def _with_ring_merges(table, merges: list, stack):
     a kernel, as `mapping._framework_chain` costs a chain), each fused kernel one further kernel (`kernel_s`)."""
     if not merges:
         return table
-    from dataclasses import fields
-    peaks, effs, backends = list(table.peaks), list(table.effs), list(table.backends)
-    for lookup, key in ((peaks, ("vector", "fp32")), (effs, "vector"), (effs, "none"), (backends, "")):
-        if key not in lookup:
-            lookup.append(key)
+    peaks, vector_fp32 = _listed(table.peaks, ("vector", "fp32"))
+    effs, vector = _listed(table.effs, "vector")
+    effs, none = _listed(effs, "none")
+    backends, no_backend = _listed(table.backends, "")
     oid = np.concatenate([np.full(len(k), o) for o, _, k, _ in merges])
     stage = np.concatenate([np.full(len(k), si) for _, si, k, _ in merges])
     k = np.concatenate([k for _, _, k, _ in merges])
@@ -667,25 +666,44 @@ def _with_ring_merges(table, merges: list, stack):
     launched = k[:, 2] > 0
     host = stack.host
     per_call = np.where(launched, host.kernel_s, 0.0) + (0.0 if stack.fusion != "none" else host.view_s)
-    at = np.searchsorted(table.op, oid, side="right")  # after the op's own rows (they are in op order)
     n = len(oid)
-    new = dict(
+    rows = dict(
         op=oid, stage=stage, category=np.full(n, CATEGORIES.index("elementwise")),
-        unit=np.where(launched, UNITS.index("vector"), UNITS.index("none")),
-        peak=np.full(n, peaks.index(("vector", "fp32"))),
-        eff=np.where(launched, effs.index("vector"), effs.index("none")),
-        backend=np.full(n, backends.index("")), flops=k[:, 1], bytes=k[:, 0], gemm=np.zeros((n, 4)),
-        launches=k[:, 2], count=count, host=per_call)
-    # any other per-kernel array (the L2 re-read columns) gets rows of zeros: a merge kernel is left out of the
-    # liveness walk (no L2 residency: the conservative side, as for ops lowered per iteration)
+        unit=np.where(launched, UNITS.index("vector"), UNITS.index("none")), peak=np.full(n, vector_fp32),
+        eff=np.where(launched, vector, none), backend=np.full(n, no_backend), flops=k[:, 1], bytes=k[:, 0],
+        gemm=np.zeros((n, 4)), launches=k[:, 2], count=count, host=per_call)
+    # after the op's own rows (they are in op order); a merge kernel is left out of the liveness walk (no L2
+    # residency: the conservative side, as for ops lowered per iteration)
+    return _with_rows(table, np.searchsorted(table.op, oid, side="right"), rows, peaks=peaks, effs=effs,
+                      backends=backends)
+
+
+def _listed(names: list, name) -> tuple[list, int]:
+    """`names` (a table's peaks, efficiency classes or back-ends) with `name` added if it is missing, and its
+    index."""
+    out = list(names)
+    if name not in out:
+        out.append(name)
+    return out, out.index(name)
+
+
+# a kernel table's per-stage columns (their length is the number of stages, not of kernels)
+_PER_STAGE = ("stage_repeat", "stage_step_s", "stage_sync")
+
+
+def _with_rows(table, at: np.ndarray, rows: dict, **changes):
+    """`table` with kernel rows inserted before the rows at indices `at` (len(table): at the end): `rows` gives
+    their per-kernel columns; any other per-kernel column of the table (the L2 re-read ones) gets zeros, the new
+    rows re-reading nothing. `changes`: other fields to replace (the index lists the new rows point into)."""
+    n = len(at)
     for f in fields(table):
         v = getattr(table, f.name)
-        if f.name not in new and isinstance(v, np.ndarray) and v.shape[:1] == (len(table),) \
-                and f.name not in ("stage_repeat", "stage_step_s", "stage_sync"):
-            new[f.name] = np.zeros((n,) + v.shape[1:], dtype=v.dtype)
-    columns = {name: np.insert(getattr(table, name), at, values.astype(getattr(table, name).dtype), axis=0)
-               for name, values in new.items()}
-    return replace(table, peaks=peaks, effs=effs, backends=backends, **columns)
+        if f.name not in rows and f.name not in _PER_STAGE and isinstance(v, np.ndarray) \
+                and v.shape[:1] == (len(table),):
+            rows[f.name] = np.zeros((n,) + v.shape[1:], dtype=v.dtype)
+    columns = {name: np.insert(getattr(table, name), at, np.asarray(values).astype(getattr(table, name).dtype),
+                               axis=0) for name, values in rows.items()}
+    return replace(table, **changes, **columns)
 
 
 def _scaled(table, comp, wdiv, adiv, keep_in, gemm_div, weights, calls):
@@ -706,47 +724,25 @@ def _scaled(table, comp, wdiv, adiv, keep_in, gemm_div, weights, calls):
                    host=table.host * calls[o], **extra)
 
 
-_EXTENDED = ("op", "stage", "category", "unit", "peak", "eff", "backend", "flops", "bytes", "gemm", "launches",
-             "count", "host")
-
-
 def _with_collectives(table, comm: list, comm_overlap: bool):
     if not comm:
         return replace(table, comm_overlap=comm_overlap)
     from .collectives import KINDS
     from .ops import COMM
-    effs = list(table.effs)
-    if "none" not in effs:
-        effs.append("none")
-    backends = list(table.backends)
-    if "" not in backends:
-        backends.append("")
+    effs, none = _listed(table.effs, "none")
+    backends, no_backend = _listed(table.backends, "")
     k = len(comm)
     rows = np.array([[si, n, size, stride, KINDS.index(kind), runs] for si, kind, n, stride, size, runs in comm],
                     dtype=np.float64)
-    cat = len(CATEGORIES)  # COMM follows the op categories
-    assert COMM == "comm"
-    # any other per-kernel array of the table (e.g. the L2 re-read columns) gets rows of zeros: a collective
-    # re-reads nothing
-    from dataclasses import fields
-    extra = {f.name: np.concatenate([v, np.zeros((k,) + v.shape[1:], dtype=v.dtype)])
-             for f in fields(table) if isinstance(v := getattr(table, f.name), np.ndarray)
-             and f.name not in _EXTENDED and v.shape[:1] == (len(table),)}
-    return replace(
-        table, comm_overlap=comm_overlap, effs=effs, backends=backends, **extra,
-        op=np.concatenate([table.op, np.full(k, -1)]),
-        stage=np.concatenate([table.stage, rows[:, 0].astype(np.int64)]),
-        category=np.concatenate([table.category, np.full(k, cat)]),
-        unit=np.concatenate([table.unit, np.full(k, UNITS.index("comm"))]),
-        peak=np.concatenate([table.peak, np.zeros(k, dtype=np.int64)]),
-        eff=np.concatenate([table.eff, np.full(k, effs.index("none"))]),
-        backend=np.concatenate([table.backend, np.full(k, backends.index(""))]),
-        flops=np.concatenate([table.flops, np.zeros(k)]),
-        bytes=np.concatenate([table.bytes, np.zeros(k)]),
-        gemm=np.concatenate([table.gemm, rows[:, 1:5]]),
-        launches=np.concatenate([table.launches, np.ones(k)]),  # one communication kernel each (NCCL)
-        count=np.concatenate([table.count, rows[:, 5]]),
-        host=np.concatenate([table.host, np.zeros(k)]))
+    assert COMM == "comm"  # COMM follows the op categories
+    new = dict(
+        op=np.full(k, -1), stage=rows[:, 0].astype(np.int64), category=np.full(k, len(CATEGORIES)),
+        unit=np.full(k, UNITS.index("comm")), peak=np.zeros(k, dtype=np.int64), eff=np.full(k, none),
+        backend=np.full(k, no_backend), flops=np.zeros(k), bytes=np.zeros(k), gemm=rows[:, 1:5],
+        launches=np.ones(k),  # one communication kernel each (NCCL)
+        count=rows[:, 5], host=np.zeros(k))
+    # appended: a collective re-reads nothing
+    return _with_rows(table, np.full(k, len(table)), new, comm_overlap=comm_overlap, effs=effs, backends=backends)
 
 
 def _memory(record: Sharding, model, table, plan: Plan, wdiv, weights) -> None:
