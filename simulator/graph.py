@@ -23,7 +23,7 @@ from .errors import Location, SpecError, closest, name_of, shown, unknown
 from .loader import Node, NodeList, load_yaml
 from .ops import CATEGORIES, OPS, REQUIRED, Attr, OpCall, OpError, OpResult, numel
 from .memory_saving import Modes
-from .quantisation import QUANTISED, Precision
+from .quantisation import QUANTISED, Precision, carrier_of
 from .params import declare
 from .schema import BlockSpec, ModelFile, StageSpec, validate
 
@@ -370,8 +370,7 @@ class _StageBuilder:
         if pinned or self.precision is None or dtype != self.model_dtype:
             # a stage or op in a quantised type of its own (an int8 VAE engine) splits as the model's own
             # quantised activations do: GEMMs in that type, the tensors between them 16-bit
-            carrier = self.model_dtype if self.model_dtype not in QUANTISED else None  # None: bf16
-            precision = Precision(dtype, dtype, dtype, carrier) if dtype in QUANTISED else None
+            precision = Precision(dtype, dtype, dtype, carrier_of(self.model_dtype)) if dtype in QUANTISED else None
         else:
             precision = self.precision
         if precision is None:

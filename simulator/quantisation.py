@@ -5,8 +5,8 @@ sets none of them is the run without quantisation.
 What each governs (the ops' formulas read it through `OpCall.weight_dtype` and the op's dtype):
 - `weight_dtype`: the stored weights of the ops registered with `precision="weight"` (linear, moe_linear,
   convolutions, embedding tables): their bytes in memory and the bytes each call reads. Norm scales, biases
-  of other ops and `parameter` tensors (positional tables, modulation tables) stay in the 16-bit carrier type (below), as
-  AWQ, GPTQ, gpt-fast and TensorRT-LLM leave them.
+  of other ops and `parameter` tensors (positional tables, modulation tables) stay in the 16-bit carrier type
+  (below), as AWQ, GPTQ, gpt-fast and TensorRT-LLM leave them.
 - `act_dtype`: the activations GEMMs read, and the rate a GEMM runs at. W8A8 / FP8 (weight_dtype == act_dtype =
   int8 or fp8) run on the device's int8 / fp8 matrix rate (`compute.int8`, `compute.fp8`, `dtype_substitutes`).
   A quantised type (fp8, int8, int4, fp4) applies at the GEMMs' inputs only: the activations between GEMMs (the
@@ -45,6 +45,12 @@ from .params import Param
 CHOICES = ("fp4", "int4", "int8", "fp8", "fp16", "bf16", "fp32")
 # activation types that quantise the GEMMs' inputs only; the rest of the network is carried in a 16-bit type
 QUANTISED = ("fp8", "int8", "int4", "fp4")
+
+
+def carrier_of(dtype: str) -> str:
+    """The type a network whose dtype is `dtype` carries its activations between GEMMs in: that dtype, or bf16
+    where it is a quantised type."""
+    return "bf16" if dtype in QUANTISED else dtype
 NAMES = {"weight": "weight_dtype", "act": "act_dtype", "kv": "kv_dtype"}
 
 OPTIONS = {
@@ -94,8 +100,7 @@ class Precision:
 
     def resolved(self, dtype: str) -> "Precision":
         """Every field filled, the unset ones with the model's dtype."""
-        return Precision(self.weight or dtype, self.act or dtype, self.kv or dtype,
-                         self.carrier or ("bf16" if dtype in QUANTISED else dtype))
+        return Precision(self.weight or dtype, self.act or dtype, self.kv or dtype, self.carrier or carrier_of(dtype))
 
     def to_dict(self) -> dict:
         return {NAMES[k]: getattr(self, k) for k in NAMES}
