@@ -11,8 +11,8 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from functools import lru_cache
 
-from .hardware import (COLUMN_FIELDS, efficiency_fields, energy_field, field_paths, memory_efficiency_fields,
-                       rate_field)
+from .hardware import (COLUMN_FIELDS, attention_backends, attention_class_backend, efficiency_fields, energy_field,
+                       field_paths, memory_efficiency_fields, rate_field)
 
 # field pattern -> the cost term that reads it (fnmatch patterns: `*` is one dtype or name)
 READERS = {
@@ -75,9 +75,8 @@ def term_of(path: str) -> str | None:
 def unread(spec) -> list[str]:
     """The numeric fields of a device that no term can read, each with why: a field the registry does not know,
     or one whose companion is missing."""
-    from .mapping import device_backends
     fields = field_paths(spec.model_dump())
-    backends = set(device_backends(spec))
+    backends = set(attention_backends(spec.efficiency.model_dump()))
     out = []
     for path in sorted(fields):
         term = term_of(path)
@@ -103,7 +102,7 @@ def used(spec, peaks, effs) -> set:
     if "clock.peak_hz" in fields:
         out.add("clock.peak_hz")
     out |= {"on_chip.sram_per_core_bytes", "cores"}
-    backends = [k.split(":", 1)[1] for k in effs if k.startswith("attention:")]  # fused attention's classes
+    backends = [b for b in map(attention_class_backend, effs) if b is not None]  # fused attention's classes
     if backends and "per_core.special_function" in fields:
         out.add("per_core.special_function")
         out |= {f"efficiency.softmax_overlap.{b}" for b in backends}

@@ -257,10 +257,16 @@ def rate(spec: HardwareSpec, unit: str, dtype: str) -> float | None:
     return fields[path] if path else None
 
 
+def attention_class_backend(klass: str) -> str | None:
+    """The back-end of a fused-attention efficiency class (`attention:<back-end>`); None for any other class."""
+    return klass.split(":", 1)[1] if klass.startswith("attention:") else None
+
+
 def efficiency_fields(klass: str) -> tuple:
     """The hardware fields giving an efficiency class's achievable fraction, first present wins."""
-    if klass.startswith("attention:"):
-        return (f"efficiency.attention_backends.{klass.split(':', 1)[1]}", "efficiency.attention", "efficiency.matrix")
+    backend = attention_class_backend(klass)
+    if backend is not None:
+        return (f"efficiency.attention_backends.{backend}", "efficiency.attention", "efficiency.matrix")
     kind, _, dtype = klass.partition(":")
     if kind == "matrix":  # GEMMs: the dtype's own measured fraction where the file has one (fp8 GEMMs reach less)
         return (f"efficiency.matrix_by_dtype.{dtype}", "efficiency.matrix")
@@ -315,8 +321,9 @@ def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = N
     own_tdp = spec.reference("tdp")
     cols["tdp0"] = np.full(n, np.nan if own_tdp is None else own_tdp)
     for klass in effs:
-        if klass.startswith("attention:"):  # the share of its softmax exponentials a back-end hides
-            hide = fields.get(f"efficiency.softmax_overlap.{klass.split(':', 1)[1]}", 0.0)
+        backend = attention_class_backend(klass)
+        if backend is not None:  # the share of its softmax exponentials a fused-attention back-end hides
+            hide = fields.get(f"efficiency.softmax_overlap.{backend}", 0.0)
             cols[f"hide:{klass}"] = np.broadcast_to(np.asarray(hide, dtype=np.float64), (n,))
         path = next(p for p in efficiency_fields(klass) if p is None or p in fields)
         cols[f"eff:{klass}"] = np.broadcast_to(np.asarray(1.0 if path is None else fields[path], dtype=np.float64),
