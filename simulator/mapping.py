@@ -115,14 +115,20 @@ def _selected(stack: Stack, spec, dtype: str, head_dim: int) -> str:
     return MATH
 
 
+def _attention_blocks(spec, head_dim: int) -> tuple[int, int, int, int]:
+    """A fused-attention kernel's blocks on this device: (queries per block, keys per block, the fewest query rows
+    one MMA instruction takes, the head dim padded to the kernel's multiple); the matrix tile's where the file
+    gives no `attention_tile`."""
+    tile, mt = spec.attention_tile, spec.matrix_tile
+    q, k, multiple = (tile.q, tile.k, tile.head_dim_multiple) if tile else (mt.m, mt.n, mt.k)
+    return q, k, (spec.min_tile or mt).m, -(-head_dim // multiple) * multiple
+
+
 def flash_fits(spec, head_dim: int) -> bool:
     """Whether fused attention's smallest blocks (one MMA instruction's rows of queries, keys and values) fit the
     SRAM per core, in the engine's footprint model and relative to the file's own SRAM (`engine.sram_scale`)."""
     from .engine import OPERAND_BYTES
-    tile, mt = spec.attention_tile, spec.matrix_tile
-    q, k, multiple = (tile.q, tile.k, tile.head_dim_multiple) if tile else (mt.m, mt.n, mt.k)
-    small = (spec.min_tile or mt).m
-    d = -(-head_dim // multiple) * multiple
+    q, k, small, d = _attention_blocks(spec, head_dim)
     need = (q + 2 * k) * d * OPERAND_BYTES
     budget = spec.on_chip.sram_per_core_bytes * max(1.0, need / max(spec.reference("sram"), 1.0))
     return 3 * small * d * OPERAND_BYTES <= budget
@@ -139,10 +145,7 @@ def compiler_fuses(stack: Stack, spec, dtype: str, head_dim: int, keys: int) -> 
     if stack.spec.fusion != "full" or COMPILER_FUSED not in device_backends(spec) or keys <= 0 \
             or dtype not in SIXTEEN_BIT:
         return False
-    mt = spec.matrix_tile
-    multiple = spec.attention_tile.head_dim_multiple if spec.attention_tile else mt.k
-    rows = (spec.min_tile or mt).m
-    d = -(-head_dim // multiple) * multiple
+    _, _, rows, d = _attention_blocks(spec, head_dim)
     need = (rows + 2 * keys) * d * BYTES[dtype] + rows * keys * 4
     return need <= spec.on_chip.sram_per_core_bytes
 
