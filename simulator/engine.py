@@ -266,7 +266,7 @@ def softmax_exponentials(compute: np.ndarray, table: KernelTable, cols: dict, pe
     inputs = [exp_rate, cols["attn_d"], *hide, *(cols[f"peak:{u}:{d}"] for u, d in table.peaks)]
     rows = slice(0, 1) if all(np.ptp(np.asarray(x)) == 0 for x in inputs) else slice(None)
     md = np.maximum(cols["attn_d"][rows, None], 1.0)
-    d = np.ceil(np.maximum(np.take(table.gemm[:, 3], fused), 1.0) / md) * md
+    d = _pad(np.maximum(np.take(table.gemm[:, 3], fused), 1.0), md)
     rate = np.asarray(exp_rate)[rows, None]
     shown = 1.0 - np.take(np.stack([h[rows] for h in hide], axis=1), np.take(table.eff, fused), axis=1)
     grow = 1.0 + shown * np.where(rate > 0, np.take(peak[rows], fused, axis=1) / (4.0 * d * np.where(
