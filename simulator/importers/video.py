@@ -272,15 +272,18 @@ def unet3d(config: Config, sample: str = "latent", h: str = f"height / {DEFAULT_
 # ------------------------------------------------------------------------------------------------------- Wan
 
 
-def wan_block(cross_norm: bool) -> dict:
-    """WanTransformerBlock: adaLN (a per-block table + the shared time projection) around a 3-D full self-attention
-    with RMSNorm across heads on q and k and RoPE, an ungated cross-attention to the text, a gated GELU-tanh FFN."""
-    return {"args": {"d": None, "heads": None, "ff": None}, "inputs": ["x", "ctx", "temb6"], "outputs": ["out"],
-            "ops": [
+def adaln_video_block(norm: str, first: str, last: str, ff: str, cross_norm: str | None) -> list:
+    """The ops of a Wan- or LTX-style video DiT block: adaLN modulation (a per-block table plus the shared time
+    projection, six chunks), a `norm` (no weights) named `first` before a 3-D full self-attention with q and k
+    RMS-normed across heads and RoPE, a gated residual; an ungated cross-attention to the text, read through a
+    `cross_norm` op (`ln2`) or from the residual stream itself (None); a `norm` named `last` before a gated GELU-tanh
+    FFN of width `ff`."""
+    cross_in = "res1" if cross_norm is None else "ln2"
+    return [
         parameter("scale_shift_table", [1, 6, "d"]), op("mod", "add", ["scale_shift_table", "temb6"]),
         op("m", "split", "mod", axis=1, chunks=6),   # shift, scale, gate (attention); shift, scale, gate (FFN)
-        op("ln1", "layer_norm", "x", affine=False),
-        op("x_scaled", "mul", ["ln1", "m.1"]), op("x_mod", "add", ["x_scaled", "m.0"]),
+        op(first, norm, "x", affine=False),
+        op("x_scaled", "mul", [first, "m.1"]), op("x_mod", "add", ["x_scaled", "m.0"]),
         op("q", "linear", "x_mod", out_features="d"), op("k", "linear", "x_mod", out_features="d"),
         op("v", "linear", "x_mod", out_features="d"),
         op("norm_q", "rms_norm", "q"), op("norm_k", "rms_norm", "k"),    # across heads: one weight per channel
@@ -288,17 +291,25 @@ def wan_block(cross_norm: bool) -> dict:
         op("attn", "attention", ["q_rope", "k_rope", "v"], heads="heads", role="full3d"),
         op("attn_out", "linear", "attn", out_features="d"), op("attn_gated", "mul", ["attn_out", "m.2"]),
         op("res1", "add", ["x", "attn_gated"]),
-        op("ln2", "layer_norm" if cross_norm else "identity", "res1"),
-        op("cq", "linear", "ln2", out_features="d"), op("ck", "linear", "ctx", out_features="d"),
+        *([] if cross_norm is None else [op("ln2", cross_norm, "res1")]),
+        op("cq", "linear", cross_in, out_features="d"), op("ck", "linear", "ctx", out_features="d"),
         op("cv", "linear", "ctx", out_features="d"),
         op("norm_cq", "rms_norm", "cq"), op("norm_ck", "rms_norm", "ck"),
         op("cross", "attention", ["norm_cq", "norm_ck", "cv"], heads="heads", role="cross"),
         op("cross_out", "linear", "cross", out_features="d"), op("res2", "add", ["res1", "cross_out"]),
-        op("ln3", "layer_norm", "res2", affine=False),
-        op("ff_scaled", "mul", ["ln3", "m.4"]), op("ff_mod", "add", ["ff_scaled", "m.3"]),
-        op("ff_in", "linear", "ff_mod", out_features="ff"), op("ff_act", "gelu_tanh", "ff_in"),
+        op(last, norm, "res2", affine=False),
+        op("ff_scaled", "mul", [last, "m.4"]), op("ff_mod", "add", ["ff_scaled", "m.3"]),
+        op("ff_in", "linear", "ff_mod", out_features=ff), op("ff_act", "gelu_tanh", "ff_in"),
         op("ff_out", "linear", "ff_act", out_features="d"), op("ff_gated", "mul", ["ff_out", "m.5"]),
-        op("out", "add", ["res2", "ff_gated"])]}
+        op("out", "add", ["res2", "ff_gated"])]
+
+
+def wan_block(cross_norm: bool) -> dict:
+    """WanTransformerBlock: adaLN (a per-block table + the shared time projection) around a 3-D full self-attention
+    with RMSNorm across heads on q and k and RoPE, an ungated cross-attention to the text (after a LayerNorm where
+    the config's cross_attn_norm says so), a gated GELU-tanh FFN."""
+    return {"args": {"d": None, "heads": None, "ff": None}, "inputs": ["x", "ctx", "temb6"], "outputs": ["out"],
+            "ops": adaln_video_block("layer_norm", "ln1", "ln3", "ff", "layer_norm" if cross_norm else "identity")}
 
 
 # WanPipeline.__call__ defaults (480p, 81 frames, max_sequence_length 512) and AutoencoderKLWan's 4x time, 8x space
@@ -361,28 +372,8 @@ def wan(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACTOR) -> 
 def ltx_block() -> dict:
     """LTXVideoTransformerBlock: adaLN-single modulation, RMSNorm (no weights) before self-attention and FF; q and k
     RMS-normed across heads, RoPE; the cross-attention reads the residual stream itself (no norm, no gate)."""
-    return {"args": {"d": None, "heads": None}, "inputs": ["x", "ctx", "temb6"], "outputs": ["out"], "ops": [
-        parameter("scale_shift_table", [1, 6, "d"]), op("mod", "add", ["scale_shift_table", "temb6"]),
-        op("m", "split", "mod", axis=1, chunks=6),
-        op("norm1", "rms_norm", "x", affine=False),
-        op("x_scaled", "mul", ["norm1", "m.1"]), op("x_mod", "add", ["x_scaled", "m.0"]),
-        op("q", "linear", "x_mod", out_features="d"), op("k", "linear", "x_mod", out_features="d"),
-        op("v", "linear", "x_mod", out_features="d"),
-        op("norm_q", "rms_norm", "q"), op("norm_k", "rms_norm", "k"),
-        op("q_rope", "rope", "norm_q"), op("k_rope", "rope", "norm_k"),
-        op("attn", "attention", ["q_rope", "k_rope", "v"], heads="heads", role="full3d"),
-        op("attn_out", "linear", "attn", out_features="d"), op("attn_gated", "mul", ["attn_out", "m.2"]),
-        op("res1", "add", ["x", "attn_gated"]),
-        op("cq", "linear", "res1", out_features="d"), op("ck", "linear", "ctx", out_features="d"),
-        op("cv", "linear", "ctx", out_features="d"),
-        op("norm_cq", "rms_norm", "cq"), op("norm_ck", "rms_norm", "ck"),
-        op("cross", "attention", ["norm_cq", "norm_ck", "cv"], heads="heads", role="cross"),
-        op("cross_out", "linear", "cross", out_features="d"), op("res2", "add", ["res1", "cross_out"]),
-        op("norm2", "rms_norm", "res2", affine=False),
-        op("ff_scaled", "mul", ["norm2", "m.4"]), op("ff_mod", "add", ["ff_scaled", "m.3"]),
-        op("ff_in", "linear", "ff_mod", out_features="4 * d"), op("ff_act", "gelu_tanh", "ff_in"),
-        op("ff_out", "linear", "ff_act", out_features="d"), op("ff_gated", "mul", ["ff_out", "m.5"]),
-        op("out", "add", ["res2", "ff_gated"])]}
+    return {"args": {"d": None, "heads": None}, "inputs": ["x", "ctx", "temb6"], "outputs": ["out"],
+            "ops": adaln_video_block("rms_norm", "norm1", "norm2", "4 * d", None)}
 
 
 # LTXPipeline.__call__ defaults (512 x 704, 161 frames, max_sequence_length 128) and AutoencoderKLLTXVideo's
