@@ -31,6 +31,13 @@ def width(config: Config) -> tuple[int, int]:
     return heads * head_dim, heads
 
 
+def check_rope_axes(config: Config, key: str, head_dim: int) -> None:
+    """The rotary embedding's axes (`key`, default 16 + 56 + 56) must split the head dim exactly."""
+    rope = config.get(key, [16, 56, 56])
+    if sum(rope) != head_dim:
+        raise config.error(key, f"the rotary axes ({sum(rope)}) must cover the head dim {head_dim}")
+
+
 def embed_mlp(prefix: str, source: str, d: int, sinusoidal: bool = True) -> list:
     """Timesteps(256) (when `sinusoidal`) -> linear -> SiLU -> linear."""
     ops = [op(f"{prefix}_proj", "sinusoidal_embedding", source, dim=TIMESTEP_CHANNELS)] if sinusoidal else []
@@ -203,9 +210,7 @@ def flux(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACTOR) ->
     d, heads = width(config)
     cin = config.int("in_channels")
     cout = config.int("out_channels", cin)
-    rope = config.get("axes_dims_rope", [16, 56, 56])
-    if sum(rope) != d // heads:
-        raise config.error("axes_dims_rope", f"the rotary axes ({sum(rope)}) must cover the head dim {d // heads}")
+    check_rope_axes(config, "axes_dims_rope", d // heads)
     ops = [op("x_embedder", "linear", sample, out_features=d)] + embed_mlp("t", "timestep", d)
     inputs = {"timestep": {"shape": ["B"], "dtype": "fp32"}}
     temb = "t_emb"
@@ -314,9 +319,7 @@ def hunyuan(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACTOR,
     d, heads = width(config)
     p, cin = config.int("patch_size"), config.int("in_channels")
     cout = config.int("out_channels", cin)
-    rope = config.get("rope_axes_dim", [16, 56, 56])
-    if sum(rope) != d // heads:
-        raise config.error("rope_axes_dim", f"the rotary axes ({sum(rope)}) must cover the head dim {d // heads}")
+    check_rope_axes(config, "rope_axes_dim", d // heads)
     text = config.int("text_embed_dim")
     g = f * p
     ops = [op("x_embedder", "conv3d", sample, out_channels=d, kernel=[1, p, p], stride=[1, p, p]),
@@ -405,9 +408,7 @@ def qwen_image(config: Config, sample: str = "latent", f: int = DEFAULT_VAE_FACT
     d, heads = width(config)
     cin = config.int("in_channels")
     cout = config.int("out_channels", cin)
-    rope = config.get("axes_dims_rope", [16, 56, 56])
-    if sum(rope) != d // heads:
-        raise config.error("axes_dims_rope", f"the rotary axes ({sum(rope)}) must cover the head dim {d // heads}")
+    check_rope_axes(config, "axes_dims_rope", d // heads)
     joint = config.int("joint_attention_dim")
     ops = [op("img_in", "linear", sample, out_features=d), op("txt_norm", "rms_norm", "context"),
            op("txt_in", "linear", "txt_norm", out_features=d)] + embed_mlp("t", "timestep", d) + [
