@@ -4,6 +4,7 @@ WanResample. Only the decoder runs in text-to-video (the encoder is never called
 from __future__ import annotations
 
 from ..importer import Config, Part, block, network, op, parameter
+from .unet import groups_of
 
 # AutoencoderKLWan.__init__ (diffusers 0.42 autoencoder_kl_wan.py): tile_sample_min_height/width 256,
 # tile_sample_stride_height/width 192 for enable_tiling; not config fields
@@ -283,10 +284,7 @@ def cogvideox_vae(config: Config, sample: str = "latents") -> Part:
     n, z = len(channels), config.int("latent_channels", 16)
     if config.has("up_block_types") and config.strs("up_block_types", n) != ["CogVideoXUpBlock3D"] * n:
         raise config.error("up_block_types", "only CogVideoXUpBlock3D is supported (as CogVideoXDecoder3D)")
-    groups, layers = config.int("norm_num_groups", 32), config.int("layers_per_block", 3)
-    for c in channels:
-        if c % groups:
-            raise config.error("norm_num_groups", f"{groups} groups do not divide {c} channels")
+    groups, layers = groups_of(config, channels), config.int("layers_per_block", 3)
     ratio = config.get("temporal_compression_ratio", 4)
     levels = {1: 0, 2: 1, 4: 2, 8: 3}.get(ratio)
     if levels is None or levels > n - 1:
@@ -555,10 +553,7 @@ def hunyuan_vae(config: Config, sample: str = "latents") -> Part:
         config.expect(key, allowed, default)
     channels = config.ints("block_out_channels", default=[128, 256, 512, 512])
     n, z = len(channels), config.int("latent_channels", 16)
-    groups, layers = config.int("norm_num_groups", 32), config.int("layers_per_block", 2)
-    for c in channels:
-        if c % groups:
-            raise config.error("norm_num_groups", f"{groups} groups do not divide {c} channels")
+    groups, layers = groups_of(config, channels), config.int("layers_per_block", 2)
     spatial = config.int("spatial_compression_ratio", 8)
     space_levels = {2: 1, 4: 2, 8: 3, 16: 4}.get(spatial)
     if space_levels is None or space_levels > n - 1:
