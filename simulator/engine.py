@@ -262,9 +262,10 @@ def softmax_exponentials(compute: np.ndarray, table: KernelTable, cols: dict, pe
     if not len(fused) or exp_rate is None or not (exp_rate > 0).any():
         return compute
     hide = [cols.get(f"hide:{c}", np.zeros(len(exp_rate))) for c in table.effs]
-    # a sweep rarely varies what the factor reads: then one row of it serves every design point
-    inputs = [exp_rate, cols["attn_d"], *hide, *(cols[f"peak:{u}:{d}"] for u, d in table.peaks)]
-    rows = slice(0, 1) if all(np.ptp(np.asarray(x)) == 0 for x in inputs) else slice(None)
+    rows = slice(0, 1)  # one design point; or a sweep that varies nothing the factor reads: one row serves all
+    if len(exp_rate) > 1:
+        inputs = [exp_rate, cols["attn_d"], *hide, *(cols[f"peak:{u}:{d}"] for u, d in table.peaks)]
+        rows = rows if all(np.ptp(np.asarray(x)) == 0 for x in inputs) else slice(None)
     md = np.maximum(cols["attn_d"][rows, None], 1.0)
     d = _pad(np.maximum(np.take(table.gemm[:, 3], fused), 1.0), md)
     rate = np.asarray(exp_rate)[rows, None]

@@ -76,7 +76,7 @@ def unread(spec) -> list[str]:
     """The numeric fields of a device that no term can read, each with why: a field the registry does not know,
     or one whose companion is missing."""
     fields = field_paths(spec.model_dump())
-    backends = set(attention_backends(spec.efficiency.model_dump()))
+    backends = set(attention_backends(spec.efficiency.attention_backends, spec.efficiency.attention))
     out = []
     for path in sorted(fields):
         term = term_of(path)

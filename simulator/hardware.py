@@ -98,18 +98,19 @@ def settable_paths(raw: dict) -> set:
         paths |= {"interconnect.efficiency", "interconnect.all_reduce_efficiency"}
     # the share of softmax exponentials each fused-attention back-end of the device hides (absent: 0)
     eff = raw.get("efficiency") if isinstance(raw.get("efficiency"), dict) else {}
-    paths |= {f"efficiency.softmax_overlap.{b}" for b in attention_backends(eff)}
+    paths |= {f"efficiency.softmax_overlap.{b}" for b in attention_backends(eff.get("attention_backends"),
+                                                                             eff.get("attention"))}
     return paths
 
 
-def attention_backends(efficiency: dict) -> dict:
+def attention_backends(listed: dict | None, attention: float | None) -> dict:
     """The fused-attention back-ends a device runs, each with its fraction of the matrix peak, from its
-    `efficiency` fields: those it lists, else `flash` at `efficiency.attention` where it gives that."""
-    listed = efficiency.get("attention_backends")
-    listed = dict(listed) if isinstance(listed, dict) else {}
-    if not listed and efficiency.get("attention") is not None:
-        listed = {"flash": efficiency["attention"]}
-    return listed
+    `efficiency.attention_backends` (`listed`) and `efficiency.attention`: those it lists, else `flash` at
+    `efficiency.attention` where it gives that."""
+    out = dict(listed) if isinstance(listed, dict) else {}
+    if not out and attention is not None:
+        out = {"flash": attention}
+    return out
 
 
 def set_path(raw: dict, path: str, value: float) -> dict:

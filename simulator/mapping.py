@@ -74,7 +74,7 @@ def _fusions(stage, mode: str) -> tuple[dict, dict]:
 
 def device_backends(spec) -> dict:
     """Fused attention back-ends the device runs, with their measured fraction of the matrix peak."""
-    return attention_backends(spec.efficiency.model_dump())
+    return attention_backends(spec.efficiency.attention_backends, spec.efficiency.attention)
 
 
 # XLA's own fusion of a whole attention written as plain ops (matmul, softmax, matmul) into one kernel, where the
