@@ -317,6 +317,18 @@ def simulate_case(case: dict, hw_overrides: dict | None = None, stack_overrides:
     return (row["time_s"] if metric == "stage_s" else row["time_s"] / max(row["repeat"], 1)), r
 
 
+def roofline_value(case: dict, simulated: float, r) -> float:
+    """The case's metric as the bare roofline gives it (every kernel at the datasheet's peak rates, no host):
+    a floor on the time no correct configuration can beat."""
+    metric, _, stage = case["metric"].partition(":")
+    if metric in RATES:
+        return simulated * r.time_s / r.roofline_time_s
+    if metric == "total_s":
+        return r.roofline_time_s
+    row = next(s for s in r.by_stage() if s["name"] == stage)
+    return row["roofline_time_s"] if metric == "stage_s" else row["roofline_time_s"] / max(row["repeat"], 1)
+
+
 def time_error_pct(metric: str, measured: float, simulated: float) -> float:
     """Error of the predicted *time* in percent (positive: predicted slower than measured), whatever the metric."""
     ratio = measured / simulated if metric.split(":")[0] in RATES else simulated / measured
@@ -354,6 +366,9 @@ def public_table(found: list) -> str:
     lines.append(f"\n{a['cases']} cases: median absolute error {a['median_abs_pct']:.0f} %, 90th percentile "
                  f"{a['p90_abs_pct']:.0f} % (time error: positive = predicted slower than measured)")
     lines += [f"excluded {f['id']}: {f['excluded']}" for f in found if f["excluded"]]
+    lines += [f"warning: {f['id']} is faster than the bare roofline of its settings (every kernel at the "
+              f"datasheet's peak rates): check them against its source" + (" (excluded)" if f["excluded"] else "")
+              for f in found if f.get("below_roofline")]
     return "\n".join(lines)
 
 
@@ -376,9 +391,12 @@ def validate_public(path: str | Path, hw_overrides: dict | None = None) -> list:
                         "measured": float(c["value"]), "simulated": float("nan"), "error_pct": float("nan"),
                         "excluded": f"cannot simulate: {exc}", "source": c["source"]})
             continue
+        # measured faster than the bare roofline of the case as configured: its settings (or the source's
+        # number) cannot both be right, whatever the efficiencies
+        below = time_error_pct(c["metric"], float(c["value"]), roofline_value(c, sim, r)) > 0
         out.append({"id": c["id"], "model": c["model"], "hardware": c["hardware"], "metric": c["metric"],
                     "family": r.model.family, "stack": case_stack(c), "source_id": source_key(c),
-                    "measured": float(c["value"]), "simulated": sim,
+                    "measured": float(c["value"]), "simulated": sim, "below_roofline": below,
                     "error_pct": time_error_pct(c["metric"], float(c["value"]), sim),
                     "excluded": c.get("excluded") or "", "source": c["source"],
                     "plan": str(r.plan) if r.plan is not None else ""})

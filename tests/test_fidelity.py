@@ -102,3 +102,29 @@ def test_fit_public_holds_each_source_out(tmp_path):
     assert set(result["held_out_error_pct"]) == {"a", "b"}
     code, out, err = run_cli("fit", "--public", cases, "--points", "2")
     assert code == 0 and "held out" in out, err
+
+
+def test_a_case_faster_than_its_bare_roofline_is_flagged(tmp_path):
+    """llama2-7b in fp16 reads 13.5 GB of weights per decode step: 100 steps in 0.1 s on an A100 (2.039 TB/s) is
+    impossible as stated, 100 steps in 10 s is not; the flag names the case in the report, in every metric form."""
+    cases = tmp_path / "c.yaml"
+    cases.write_text("""cases:
+  - {id: fast, model: llama2-7b, hardware: a100, stack: tensorrt, metric: total_s, value: 0.1, source: test,
+     set: {batch: 1, prompt_tokens: 8, output_tokens: 100, dtype: fp16}}
+  - {id: fast-rate, model: llama2-7b, hardware: a100, stack: tensorrt, metric: tokens_per_s, value: 1000,
+     source: test, set: {batch: 1, prompt_tokens: 8, output_tokens: 100, dtype: fp16}}
+  - {id: fast-stage, model: llama2-7b, hardware: a100, stack: tensorrt, metric: "stage_s:decode", value: 0.1,
+     source: test, set: {batch: 1, prompt_tokens: 8, output_tokens: 100, dtype: fp16}}
+  - {id: plausible, model: llama2-7b, hardware: a100, stack: tensorrt, metric: total_s, value: 10.0, source: test,
+     set: {batch: 1, prompt_tokens: 8, output_tokens: 100, dtype: fp16}}
+""")
+    found = {f["id"]: f for f in fidelity.validate_public(cases)}
+    assert [k for k, f in found.items() if f["below_roofline"]] == ["fast", "fast-rate", "fast-stage"]
+    text = fidelity.public_table(list(found.values()))
+    assert "warning: fast is faster than the bare roofline" in text and "warning: plausible" not in text
+
+
+def test_every_public_case_in_use_is_slower_than_its_bare_roofline():
+    """A published number below the physical floor of its stated settings is excluded with its reason."""
+    found = fidelity.validate_public("measurements/public.yaml")
+    assert [f["id"] for f in found if f.get("below_roofline") and not f["excluded"]] == []

@@ -386,6 +386,49 @@ for n_issue, hw, dev, date, tv, series in (
             gemm_tflops(size, size, size, tf, dtype, hw, SID, f"{src}; {dtype.upper()} {size}x{size}",
                         device=dev, torch=tv.split(",")[0].split()[1], repeats=30, date=date)
 
+# ------------------------------------------------------------------------------------------------ Azure AI benchmarking guide
+# Microsoft's AI-benchmarking-guide runs the same microbenchmarks on each Azure GPU VM: cuBLASLt (hipBLASLt on
+# MI300X) GEMMs "with random initialization ... and 10,000 warmup iterations" reported in TFLOPS, and BabelStream
+# (CUDA/HIP model, its default 2^25-element fp64 arrays) reported as the mean over 5 runs of each kernel's best
+# rate, in TB/s (10^12 B/s). The GB200 results have no hardware file here and are left out.
+SID = "azure-ai-benchmarking-guide"
+AZURE = {
+    # hardware: (results file, device, GEMM dtype, GEMM library, {(m, n, k): TFLOPS}, (copy, add) TB/s)
+    "a100": ("github.com/Azure/AI-benchmarking-guide Azure_Results/ND_A100_v4_results.md (commit 3bb66cac)",
+             "NVIDIA A100-SXM4-80GB", "fp16", "GEMM CuBLASLt",
+             {(1024, 1024, 1024): 119.4, (2048, 2048, 2048): 221.8, (4096, 4096, 4096): 228.0,
+              (8192, 8192, 8192): 253.7, (16384, 16384, 16384): 256.5, (1024, 2145, 1024): 132.8,
+              (6144, 12288, 12288): 250.8, (802816, 192, 768): 157.8}, (1.61, 1.70)),
+    "h100": ("github.com/samuel-bohman/AI-benchmarking-guide (fork of Azure/AI-benchmarking-guide) "
+             "Azure_Results/ND_H100_v5_results.md (commit 26d18e94)", "NVIDIA H100 80GB HBM3", "fp8", "GEMM CuBLASLt",
+             {(1024, 1024, 1024): 274.1, (2048, 2048, 2048): 1011.3, (4096, 4096, 4096): 1216.9,
+              (8192, 8192, 8192): 1290.1, (16384, 16384, 16384): 1377.3, (32768, 32768, 32768): 1382.2,
+              (1024, 2145, 1024): 410.7, (6144, 12288, 12288): 1351.4, (802816, 192, 768): 663.8}, (2.90, 2.97)),
+    "h200": ("github.com/Azure/AI-benchmarking-guide Azure_Results/ND_H200_v5_results.md (commit 7f20e5fa)",
+             "NVIDIA H200 141GB", "fp8", "GEMM CuBLASLt",
+             {(1024, 1024, 1024): 290.8, (2048, 2048, 2048): 1013.4, (4096, 4096, 4096): 1249.1,
+              (8192, 8192, 8192): 1300.6, (16384, 16384, 16384): 1366.3, (32768, 32768, 32768): 1349.5,
+              (1024, 2145, 1024): 407.9, (6144, 12288, 12288): 1318.0, (802816, 192, 768): 717.5}, (4.01, 4.15)),
+    "mi300x": ("github.com/samuel-bohman/AI-benchmarking-guide (fork of Azure/AI-benchmarking-guide) "
+               "Azure_Results/ND_MI300X_v5_results.md (commit 3de0c294)", "AMD Instinct MI300X", "fp8",
+               "GEMM HipBLASLt",
+               {(1024, 1024, 1024): 53.13, (2048, 2048, 2048): 427.74, (4096, 4096, 4096): 955.17,
+                (8192, 8192, 8192): 1159.23, (16384, 16384, 16384): 1015.1, (32768, 32768, 32768): 1029.14,
+                (1024, 2145, 1024): 110.96, (6144, 12288, 12288): 1159.54, (802816, 192, 768): 605.34}, (4.11, 4.14)),
+}
+NBS = 2 ** 25  # BabelStream's default ARRAY_SIZE (fp64 elements per array)
+for hw, (src, dev, dtype, table, gemms, (copy_tb, add_tb)) in AZURE.items():
+    for (m, n, k), tf in gemms.items():
+        gemm_tflops(m, n, k, tf, dtype, hw, SID, f"{src}, table '{table}' ({dtype.upper()})", device=dev)
+    add("copy", [[2 * NBS]], {}, "fp32", 2 * 8 * NBS / (copy_tb * 1e12), hw, SID,
+        f"{src}, table 'HBM Bandwidth' (BabelStream): Copy {copy_tb} TB/s; c[i] = a[i] over 2^25 fp64 elements "
+        f"(1 load + 1 store stream) -> 2*8*2^25/{copy_tb}e12 s; written as a copy of an fp32 tensor of 2*2^25 "
+        f"elements (same bytes)", device=dev)
+    add("add", [[2 * NBS], [2 * NBS]], {}, "fp32", 3 * 8 * NBS / (add_tb * 1e12), hw, SID,
+        f"{src}, table 'HBM Bandwidth' (BabelStream): Add {add_tb} TB/s; c[i] = a[i] + b[i] over 2^25 fp64 "
+        f"elements (2 load + 1 store streams) -> 3*8*2^25/{add_tb}e12 s; written as an add of fp32 tensors of "
+        f"2*2^25 elements (same bytes)", device=dev)
+
 
 def main():
     with open(OUT, "w", newline="", encoding="utf-8") as fh:
