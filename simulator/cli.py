@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fit the named parameters of fidelity.PUBLIC_PARAMETERS on the public cases; reports each "
                    "source's error with that source held out")
     p.add_argument("--points", type=int, default=4, help="--public: grid values per parameter (default 4)")
+    p.add_argument("--only", metavar="PARAM[,PARAM]", help="fit only these parameters (e.g. "
+                   "efficiency.launch_overhead_s) and keep the others at the device file's values")
 
     p = sub.add_parser("validate", help="errors against held-out kernel measurements or published end-to-end runs")
     p.add_argument("measurements", nargs="?", help="CSV from `calibrate` (held-out rows are used)")
@@ -446,6 +448,9 @@ def fidelity_command(args) -> int:
         from . import calibrate
         return calibrate.main(args.out, args.device, args.quick, args.repeats, args.warmup)
     if args.command == "fit" and args.public:
+        if args.only:
+            raise SpecError("--only: chooses among a device's kernel-fit parameters; fit --public fits "
+                            f"{', '.join(fidelity.PUBLIC_PARAMETERS)}")
         from .library import public_cases
         import numpy as np
         grid = {k: np.linspace(lo, hi, max(args.points, 2)) for k, (lo, hi) in fidelity.PUBLIC_PARAMETERS.items()}
@@ -460,7 +465,8 @@ def fidelity_command(args) -> int:
         if not args.measurements or not args.hardware or not args.out:
             raise SpecError("fit needs a measurements CSV, --hardware and --out (or --public)")
         from .measurements import read_csv
-        result = fidelity.fit(read_csv(args.measurements), args.hardware)
+        only = tuple(p.strip() for p in args.only.split(",") if p.strip()) if args.only else None
+        result = fidelity.fit(read_csv(args.measurements), args.hardware, only=only)
         created = time.strftime("%Y-%m-%d", time.gmtime())
         write_atomic(args.out, fidelity.fitted_yaml(result, args.measurements, created))
         rows = [[p, f"{v:.4g}"] for p, v in result["parameters"].items()]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .engine import FULL, ROOFLINE, KernelTable, Terms, evaluate
-from .errors import Location, SpecError, shown
+from .errors import Location, SpecError, shown, unknown
 from .hardware import columns_from, load_hardware
 from .loader import load_yaml
 from .metrics import items_per_second
@@ -128,17 +128,30 @@ def _loss(pred: np.ndarray, measured: np.ndarray) -> np.ndarray:
     return np.mean(np.log(pred / measured) ** 2, axis=1)
 
 
-def fit(rows: list, hardware: str, sweeps: int = 4, grid: int = 41) -> dict:
+def fit(rows: list, hardware: str, sweeps: int = 4, grid: int = 41, only: tuple | None = None) -> dict:
     """Coordinate descent over FIT_PARAMETERS on the training rows; each coordinate is a vectorised grid
-    search (every candidate value is one design point of the engine). Returns the fitted values and errors."""
+    search (every candidate value is one design point of the engine). Returns the fitted values and errors.
+
+    Rows that name their device (a `hardware` column, as in the published kernel set) are this device's only.
+    `only`: fit just these parameter paths and hold the rest at the device file's values."""
     base = load_hardware(hardware)
+    if any(r.get("hardware") for r in rows) and not str(hardware).endswith((".yaml", ".yml")):
+        rows = [r for r in rows if r.get("hardware") in (None, "", base.id)]
     train = [r for r in usable(rows) if not held_out(r)]
     if len(train) < 5:
-        raise SpecError(f"fit needs measurements: {len(train)} usable training rows")
+        raise SpecError(f"fit needs measurements: {len(train)} usable training rows"
+                        + (f" for hardware '{base.id}'" if any(r.get("hardware") for r in rows) else ""))
     cases = cases_table(train, base.spec)
     measured = np.array([r["time_s"] for r in train])
     current = {}
     params = fit_parameters(base.spec, train)
+    if only:
+        known = [p for p, _, _ in params]
+        for path in only:
+            if path not in known:
+                raise SpecError(f"--only: {unknown('parameter', path, known)} (fittable on these rows: "
+                                f"{', '.join(known)})")
+        params = [p for p in params if p[0] in only]
     for path, lo, hi in params:
         value = _field(base.spec, path)
         if value is None and path.startswith("efficiency.softmax_overlap."):

@@ -128,3 +128,18 @@ def test_every_public_case_in_use_is_slower_than_its_bare_roofline():
     """A published number below the physical floor of its stated settings is excluded with its reason."""
     found = fidelity.validate_public("measurements/public.yaml")
     assert [f["id"] for f in found if f.get("below_roofline") and not f["excluded"]] == []
+
+
+def test_fit_only_named_parameters_on_the_devices_own_rows(tmp_path):
+    """`fit --only` moves just the named parameters, and rows that name another device are not trained on."""
+    rows = measurements.read_csv("measurements/kernels/public-kernels.csv")
+    mine = [r for r in rows if r["hardware"] == "a100"]
+    result = fidelity.fit(rows, "a100", only=("efficiency.launch_overhead_s",))
+    assert list(result["parameters"]) == ["efficiency.launch_overhead_s"]
+    assert result["train_rows"] == len([r for r in fidelity.usable(mine) if not fidelity.held_out(r)])
+    assert result["loss_after"] <= result["loss_before"]
+    code, _, err = run_cli("fit", "measurements/kernels/public-kernels.csv", "--hardware", "a100", "--only",
+                           "efficiency.no_such", "--out", tmp_path / "x.yaml")
+    assert code == 2 and "unknown parameter 'efficiency.no_such'" in err and "launch_overhead_s" in err
+    code, _, err = run_cli("fit", "--public", "--only", "efficiency.conv")
+    assert code == 2 and "--only" in err
