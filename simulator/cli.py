@@ -448,7 +448,7 @@ def fidelity_command(args) -> int:
         from . import calibrate
         return calibrate.main(args.out, args.device, args.quick, args.repeats, args.warmup)
     if args.command == "fit" and args.public:
-        if args.only:
+        if args.only is not None:
             raise SpecError("--only: chooses among a device's kernel-fit parameters; fit --public fits "
                             f"{', '.join(fidelity.PUBLIC_PARAMETERS)}")
         from .library import public_cases
@@ -465,7 +465,11 @@ def fidelity_command(args) -> int:
         if not args.measurements or not args.hardware or not args.out:
             raise SpecError("fit needs a measurements CSV, --hardware and --out (or --public)")
         from .measurements import read_csv
-        only = tuple(p.strip() for p in args.only.split(",") if p.strip()) if args.only else None
+        only = None
+        if args.only is not None:
+            only = tuple(p.strip() for p in args.only.split(",") if p.strip())
+            if not only:
+                raise SpecError(f"--only {args.only!r}: name at least one parameter (e.g. efficiency.launch_overhead_s)")
         result = fidelity.fit(read_csv(args.measurements), args.hardware, only=only)
         created = time.strftime("%Y-%m-%d", time.gmtime())
         write_atomic(args.out, fidelity.fitted_yaml(result, args.measurements, created))

@@ -72,6 +72,18 @@ def _raw(name: str, chain: tuple = ()) -> tuple[Node, str]:
     return node, str(path)
 
 
+def base_device(name: str) -> str:
+    """The built-in device a hardware id or file describes: the id itself, or the end of a file's `inherit`
+    chain (a fitted YAML inherits the device it was fitted for), else the file's own name."""
+    if not name.endswith((".yaml", ".yml")):
+        return name
+    path = resolve("hardware", name)
+    parent = load_yaml(path).get("inherit")
+    if isinstance(parent, str):
+        return base_device(parent if not parent.endswith((".yaml", ".yml")) else str(Path(path).parent / parent))
+    return Path(path).stem
+
+
 def field_paths(raw: dict, prefix: str = "") -> dict:
     """Every numeric field as 'a.b.c' -> value."""
     out = {}

@@ -143,3 +143,19 @@ def test_fit_only_named_parameters_on_the_devices_own_rows(tmp_path):
     assert code == 2 and "unknown parameter 'efficiency.no_such'" in err and "launch_overhead_s" in err
     code, _, err = run_cli("fit", "--public", "--only", "efficiency.conv")
     assert code == 2 and "--only" in err
+    code, _, err = run_cli("fit", "measurements/kernels/public-kernels.csv", "--hardware", "a100", "--only", ",",
+                           "--out", tmp_path / "x.yaml")
+    assert code == 2 and "name at least one parameter" in err
+
+
+def test_fit_on_a_hardware_file_trains_on_the_device_it_inherits(tmp_path):
+    """A fitted YAML (or a built-in device's own file) picks the rows of the built-in device it describes."""
+    rows = measurements.read_csv("measurements/kernels/public-kernels.csv")
+    child = tmp_path / "a100-fitted.yaml"
+    child.write_text("inherit: a100\nefficiency: {launch_overhead_s: 3.0e-6}\n")
+    by_id = fidelity.fit(rows, "a100", only=("efficiency.launch_overhead_s",))
+    for hardware in (str(child), "hardware/a100.yaml"):
+        assert fidelity.fit(rows, hardware, only=("efficiency.launch_overhead_s",))["train_rows"] == by_id["train_rows"]
+    code, _, err = run_cli("fit", "measurements/kernels/public-kernels.csv", "--hardware", "l40s",
+                           "--out", tmp_path / "x.yaml")
+    assert code == 2 and "0 usable training rows for hardware 'l40s'" in err
