@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "source's error with that source held out")
     p.add_argument("--points", type=int, default=4, help="--public: grid values per parameter (default 4)")
     p.add_argument("--only", metavar="PARAM[,PARAM]", help="fit only these parameters (e.g. "
-                   "efficiency.launch_overhead_s) and keep the others at the device file's values")
+                   "efficiency.kernel_fixed_s) and keep the others at the device file's values")
 
     p = sub.add_parser("validate", help="errors against held-out kernel measurements or published end-to-end runs")
     p.add_argument("measurements", nargs="?", help="CSV from `calibrate` (held-out rows are used)")
@@ -469,7 +469,7 @@ def fidelity_command(args) -> int:
         if args.only is not None:
             only = tuple(p.strip() for p in args.only.split(",") if p.strip())
             if not only:
-                raise SpecError(f"--only {args.only!r}: name at least one parameter (e.g. efficiency.launch_overhead_s)")
+                raise SpecError(f"--only {args.only!r}: name at least one parameter (e.g. efficiency.kernel_fixed_s)")
         result = fidelity.fit(read_csv(args.measurements), args.hardware, only=only)
         created = time.strftime("%Y-%m-%d", time.gmtime())
         write_atomic(args.out, fidelity.fitted_yaml(result, args.measurements, created))

@@ -352,6 +352,7 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
             memory += latency * (table.bytes > 0)
     if terms.overhead:  # the device-side gap between consecutive kernels: from a stream, or inside a graph
         launch = cols["graph_launch_overhead"] if table.launch != "stream" else cols["launch_overhead"]
+        launch = launch + cols["kernel_fixed"]  # the kernel's own ramp and drain, however it was launched
     else:
         launch = np.zeros_like(bandwidth)
     overhead = np.multiply.outer(launch, table.launches)

@@ -46,6 +46,7 @@ READERS = {
     "efficiency.attention_k_overhead": "achievable (fused attention per-block fixed cost)",
     "efficiency.launch_overhead_s": "overhead (gap between kernels from a stream)",
     "efficiency.graph_launch_overhead_s": "overhead (gap between kernels from a graph)",
+    "efficiency.kernel_fixed_s": "overhead (every kernel's ramp-up and drain, however launched)",
     "efficiency.memory_latency_s": "latency (one DRAM round trip per kernel)",
     "tdp_w": "power (the cap a kernel's power must fit)",
     "power.static_w": "power and energy (static watts)",

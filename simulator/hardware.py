@@ -235,6 +235,7 @@ COLUMN_FIELDS = {
     "launch_overhead": ("efficiency.launch_overhead_s",),
     "graph_launch_overhead": ("efficiency.graph_launch_overhead_s", "efficiency.launch_overhead_s"),
     "memory_latency": ("efficiency.memory_latency_s", None),
+    "kernel_fixed": ("efficiency.kernel_fixed_s", None),
     "k0_matrix": ("efficiency.gemm_k_overhead", None),
     "k0_attention": ("efficiency.attention_k_overhead", None),
     "peak_clock": ("clock.peak_hz", "clock_hz"),

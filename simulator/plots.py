@@ -32,6 +32,7 @@ FIELD_LABELS = {
     "on_chip.l2_bytes": ("L2 / on-chip cache", "B"),
     "on_chip.sram_per_core_bytes": ("SRAM per core", "B"),
     "efficiency.launch_overhead_s": ("launch overhead", "s"),
+    "efficiency.kernel_fixed_s": ("fixed time per kernel", "s"),
     "interconnect_bandwidth": ("interconnect bandwidth", "B/s"),
 }
 

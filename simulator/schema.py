@@ -167,6 +167,9 @@ class Efficiency(Strict):
     attention_k_overhead: NonNegativeNumber | None = None
     # device-side gap between consecutive kernels replayed from a captured graph (else launch_overhead_s)
     graph_launch_overhead_s: NonNegativeNumber | None = None
+    # device time every kernel pays beyond its roofline work however it is launched: the ramp-up over the cores
+    # and the drain of its last wave (absent: 0)
+    kernel_fixed_s: NonNegativeNumber | None = None
 
 
 class Clock(Strict):

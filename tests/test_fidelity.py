@@ -8,7 +8,7 @@ from simulator.engine import FULL
 from simulator.hardware import load_hardware
 
 TRUTH = {"efficiency.matrix": 0.6, "efficiency.attention_backends.flash": 0.45, "efficiency.memory": 0.7,
-         "efficiency.launch_overhead_s": 8e-6, "efficiency.memory_latency_s": 1e-6}
+         "efficiency.kernel_fixed_s": 6e-6, "efficiency.memory_latency_s": 1e-6}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_fit_recovers_parameters(synthetic):
     assert got["efficiency.matrix"] == pytest.approx(0.6, abs=0.05)
     assert got["efficiency.attention_backends.flash"] == pytest.approx(0.45, abs=0.05)
     assert got["efficiency.memory"] == pytest.approx(0.7, abs=0.05)
-    assert got["efficiency.launch_overhead_s"] == pytest.approx(8e-6, abs=1.5e-6)
+    assert got["efficiency.kernel_fixed_s"] == pytest.approx(6e-6, abs=1.5e-6)
     # the size-dependent terms: h100.yaml's per-tile fixed costs (256 K elements / keys) and its conv fraction
     # (the truth does not vary them)
     assert got["efficiency.gemm_k_overhead"] == pytest.approx(256, abs=100)
@@ -134,13 +134,13 @@ def test_fit_only_named_parameters_on_the_devices_own_rows(tmp_path):
     """`fit --only` moves just the named parameters, and rows that name another device are not trained on."""
     rows = measurements.read_csv("measurements/kernels/public-kernels.csv")
     mine = [r for r in rows if r["hardware"] == "a100"]
-    result = fidelity.fit(rows, "a100", only=("efficiency.launch_overhead_s",))
-    assert list(result["parameters"]) == ["efficiency.launch_overhead_s"]
+    result = fidelity.fit(rows, "a100", only=("efficiency.kernel_fixed_s",))
+    assert list(result["parameters"]) == ["efficiency.kernel_fixed_s"]
     assert result["train_rows"] == len([r for r in fidelity.usable(mine) if not fidelity.held_out(r)])
     assert result["loss_after"] <= result["loss_before"]
     code, _, err = run_cli("fit", "measurements/kernels/public-kernels.csv", "--hardware", "a100", "--only",
                            "efficiency.no_such", "--out", tmp_path / "x.yaml")
-    assert code == 2 and "unknown parameter 'efficiency.no_such'" in err and "launch_overhead_s" in err
+    assert code == 2 and "unknown parameter 'efficiency.no_such'" in err and "kernel_fixed_s" in err
     code, _, err = run_cli("fit", "--public", "--only", "efficiency.conv")
     assert code == 2 and "--only" in err
     code, _, err = run_cli("fit", "measurements/kernels/public-kernels.csv", "--hardware", "a100", "--only", ",",
@@ -153,9 +153,9 @@ def test_fit_on_a_hardware_file_trains_on_the_device_it_inherits(tmp_path):
     rows = measurements.read_csv("measurements/kernels/public-kernels.csv")
     child = tmp_path / "a100-fitted.yaml"
     child.write_text("inherit: a100\nefficiency: {launch_overhead_s: 3.0e-6}\n")
-    by_id = fidelity.fit(rows, "a100", only=("efficiency.launch_overhead_s",))
+    by_id = fidelity.fit(rows, "a100", only=("efficiency.kernel_fixed_s",))
     for hardware in (str(child), "hardware/a100.yaml"):
-        assert fidelity.fit(rows, hardware, only=("efficiency.launch_overhead_s",))["train_rows"] == by_id["train_rows"]
+        assert fidelity.fit(rows, hardware, only=("efficiency.kernel_fixed_s",))["train_rows"] == by_id["train_rows"]
     code, _, err = run_cli("fit", "measurements/kernels/public-kernels.csv", "--hardware", "l40s",
                            "--out", tmp_path / "x.yaml")
     assert code == 2 and "0 usable training rows for hardware 'l40s'" in err

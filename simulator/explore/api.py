@@ -389,6 +389,7 @@ LABELS = {
     "memory.bandwidth": "DRAM bandwidth", "memory.capacity": "memory capacity",
     "efficiency.launch_overhead_s": "launch overhead per kernel",
     "efficiency.graph_launch_overhead_s": "launch overhead per kernel (graph)",
+    "efficiency.kernel_fixed_s": "fixed device time per kernel (ramp and drain)",
     "efficiency.memory_latency_s": "DRAM latency", "cores": "cores (SMs)",
     "efficiency.matrix": "matrix-unit efficiency", "efficiency.memory": "bandwidth efficiency",
     "clock.sustained_hz": "sustained clock", "clock.peak_hz": "peak clock", "tdp_w": "board power (TDP)",
