@@ -99,7 +99,8 @@ def unread(spec) -> list[str]:
 def used(spec, peaks, effs) -> set:
     """The hardware fields a kernel table with these (unit, dtype) rates and efficiency classes reads."""
     fields = field_paths(spec.model_dump())
-    out = {next(p for p in paths if p is None or p in fields) for paths in COLUMN_FIELDS.values()} - {None}
+    # an optional term the file leaves out (its column falls back to 0) is still read once a value is given
+    out = {next((p for p in paths if p in fields), paths[0]) for paths in COLUMN_FIELDS.values()} - {None}
     if "clock.peak_hz" in fields:
         out.add("clock.peak_hz")
     out |= {"on_chip.sram_per_core_bytes", "cores"}

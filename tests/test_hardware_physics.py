@@ -1,5 +1,6 @@
 """Hardware an architect can change: cores and clock set the peak, SRAM bounds the tiles, L2 serves resident
 re-reads, energy follows FLOPs and bytes, the TDP caps power, and every field of a built-in file is read."""
+import csv
 import glob
 import os
 import re
@@ -348,3 +349,13 @@ def test_the_power_cap_is_neutral_at_the_files_own_tdp_and_bites_below_it():
     assert base == pytest.approx(off, rel=1e-12)
     assert low > 1.1 * base
     assert high == pytest.approx(base, rel=1e-12)
+
+
+def test_an_optional_term_the_file_leaves_out_is_read_once_given(tmp_path):
+    """l4.yaml gives no kernel_fixed_s (absent = 0): varying it moves every time, and no warning says otherwise."""
+    out = tmp_path / "s.csv"
+    code, _, err = run_cli("sweep", "sd15", "--hardware", "l4", "--vary", "efficiency.kernel_fixed_s=0,2e-6",
+                           "--out", out)
+    assert code == 0 and "does not change any time" not in err, err
+    times = [float(r["time_s"]) for r in csv.DictReader(open(out))]
+    assert times[1] > times[0]
