@@ -386,6 +386,9 @@ def public_table(found: list) -> str:
     lines += [f"warning: {f['id']} is faster than the bare roofline of its settings (every kernel at the "
               f"datasheet's peak rates): check them against its source" + (" (excluded)" if f["excluded"] else "")
               for f in found if f.get("below_roofline")]
+    lines += [f"warning: {f['id']} does not fit in its device's memory as configured (the source may offload or "
+              f"shard what the case does not say)" + (" (excluded)" if f["excluded"] else "")
+              for f in found if f.get("fits") is False]
     return "\n".join(lines)
 
 
@@ -417,6 +420,7 @@ def validate_public(path: str | Path, hw_overrides: dict | None = None) -> list:
         out.append({"id": c["id"], "model": c["model"], "hardware": c["hardware"], "metric": c["metric"],
                     "family": r.model.family, "stack": case_stack(c), "source_id": source_key(c),
                     "measured": float(c["value"]), "simulated": sim, "below_roofline": below,
+                    "fits": bool(r.fits),
                     "error_pct": time_error_pct(c["metric"], float(c["value"]), sim),
                     "excluded": c.get("excluded") or "", "source": c["source"],
                     "plan": str(r.plan) if r.plan is not None else ""})

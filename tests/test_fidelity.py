@@ -159,3 +159,18 @@ def test_fit_on_a_hardware_file_trains_on_the_device_it_inherits(tmp_path):
     code, _, err = run_cli("fit", "measurements/kernels/public-kernels.csv", "--hardware", "l40s",
                            "--out", tmp_path / "x.yaml")
     assert code == 2 and "0 usable training rows for hardware 'l40s'" in err
+
+
+def test_a_case_that_does_not_fit_its_device_is_warned_about(tmp_path):
+    """llama2-70b in fp16 (140 GB of weights) on one 80 GB A100 cannot run as stated: the report says so."""
+    cases = tmp_path / "c.yaml"
+    cases.write_text("""cases:
+  - {id: too-big, model: llama2-70b, hardware: a100, stack: tensorrt, metric: total_s, value: 10.0, source: test,
+     set: {batch: 1, prompt_tokens: 8, output_tokens: 4, dtype: fp16}}
+  - {id: fits, model: llama2-7b, hardware: a100, stack: tensorrt, metric: total_s, value: 10.0, source: test,
+     set: {batch: 1, prompt_tokens: 8, output_tokens: 4, dtype: fp16}}
+""")
+    found = fidelity.validate_public(cases)
+    assert [f["fits"] for f in found] == [False, True]
+    text = fidelity.public_table(found)
+    assert "warning: too-big does not fit in its device's memory" in text and "warning: fits " not in text
