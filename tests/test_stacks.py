@@ -127,7 +127,7 @@ def test_borrowed_efficiency_is_flagged_in_table_and_json():
     code, out, _ = run_cli("run", "sd15", "--hardware", "h200", "--by", "stage")
     assert code == 0 and "no measurement of its own" in out and "from h100" in out
     code, out, _ = run_cli("run", "sd15", "--hardware", "h200", "--format", "json")
-    assert json.loads(out)["provenance"]["borrowed"]["efficiency.matrix"].startswith("h100")
+    assert json.loads(out)["provenance"]["borrowed"]["efficiency.attention_backends.flash"].startswith("h100")
 
 
 def _norm_rows(stack_id):
