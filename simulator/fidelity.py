@@ -320,30 +320,25 @@ def simulate_case(case: dict, hw_overrides: dict | None = None, stack_overrides:
     r = run(case["model"], case["hardware"], dict(case.get("set") or {}), hw_overrides,
             case.get("attention", "flash"), FULL, over.get("fusion"), stack, over.get("cuda_graphs"),
             parallel=plan)
+    return metric_value(case, r), r
+
+
+def metric_value(case: dict, r, time: str = "time_s") -> float:
+    """The case's metric from the Result `r`'s times: the full model's (`time_s`), or with `roofline_time_s` the
+    bare roofline's (every kernel at the datasheet's peak rates, no host): a floor no correct configuration beats."""
     metric, _, stage = case["metric"].partition(":")
     p = r.model.params
+    total = getattr(r, time)
     if metric == "total_s":
-        return r.time_s, r
+        return total
     if metric in ("decode_tokens_per_s", "tokens_per_s"):
-        return items_per_second("llm", p, r.time_s), r
+        return items_per_second("llm", p, total)
     if metric == "items_per_s":
-        return items_per_second(r.model.family, p, r.time_s), r
+        return items_per_second(r.model.family, p, total)
     row = next((s for s in r.by_stage() if s["name"] == stage), None)
     if row is None:
         raise SpecError(f"case {case['id']}: model {case['model']} has no stage '{stage}'")
-    return (row["time_s"] if metric == "stage_s" else row["time_s"] / max(row["repeat"], 1)), r
-
-
-def roofline_value(case: dict, simulated: float, r) -> float:
-    """The case's metric as the bare roofline gives it (every kernel at the datasheet's peak rates, no host):
-    a floor on the time no correct configuration can beat."""
-    metric, _, stage = case["metric"].partition(":")
-    if metric in RATES:
-        return simulated * r.time_s / r.roofline_time_s
-    if metric == "total_s":
-        return r.roofline_time_s
-    row = next(s for s in r.by_stage() if s["name"] == stage)
-    return row["roofline_time_s"] if metric == "stage_s" else row["roofline_time_s"] / max(row["repeat"], 1)
+    return row[time] if metric == "stage_s" else row[time] / max(row["repeat"], 1)
 
 
 def time_error_pct(metric: str, measured: float, simulated: float) -> float:
@@ -416,7 +411,7 @@ def validate_public(path: str | Path, hw_overrides: dict | None = None) -> list:
         # (not under pipeline parallelism: the simulator runs the stages one after another, while a pipelined
         # run keeps several batches in flight)
         below = (r.pipeline <= 1 and
-                 time_error_pct(c["metric"], float(c["value"]), roofline_value(c, sim, r)) > 0)
+                 time_error_pct(c["metric"], float(c["value"]), metric_value(c, r, "roofline_time_s")) > 0)
         out.append({"id": c["id"], "model": c["model"], "hardware": c["hardware"], "metric": c["metric"],
                     "family": r.model.family, "stack": case_stack(c), "source_id": source_key(c),
                     "measured": float(c["value"]), "simulated": sim, "below_roofline": below,

@@ -36,6 +36,11 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+def _inherited(parent: str, path) -> str:
+    """What `inherit: parent` in the file at `path` names: a built-in id, or a file beside that one."""
+    return parent if not parent.endswith((".yaml", ".yml")) else str(Path(path).parent / parent)
+
+
 def _raw(name: str, chain: tuple = ()) -> tuple[Node, str]:
     path = resolve("hardware", name)
     node = load_yaml(path)
@@ -43,7 +48,7 @@ def _raw(name: str, chain: tuple = ()) -> tuple[Node, str]:
         parent = node["inherit"]
         if not isinstance(parent, str):
             raise SpecError("'inherit' names a hardware id or file", node.loc("inherit", "inherit"))
-        target = parent if not parent.endswith((".yaml", ".yml")) else str(Path(path).parent / parent)
+        target = _inherited(parent, path)
         if target in chain:
             raise SpecError(f"'inherit' loops back to '{parent}'", node.loc("inherit", "inherit"))
         try:
@@ -80,7 +85,7 @@ def base_device(name: str) -> str:
     path = resolve("hardware", name)
     parent = load_yaml(path).get("inherit")
     if isinstance(parent, str):
-        return base_device(parent if not parent.endswith((".yaml", ".yml")) else str(Path(path).parent / parent))
+        return base_device(_inherited(parent, path))
     return Path(path).stem
 
 
