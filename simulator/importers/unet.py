@@ -208,15 +208,20 @@ def unet2d(config: Config, sample: str = "latent", h: str = f"height / {DEFAULT_
 TILE_OVERLAP = 0.25   # diffusers AutoencoderKL.tile_overlap_factor
 
 
+def vae_res_ops(groups: int, conv: str = "conv2d", shortcut: str = "dim(x, 1) != cout") -> list:
+    """A VAE ResnetBlock (no time embedding): GroupNorm, SiLU, 3x3 `conv`, twice, and a 1x1 shortcut `when`
+    `shortcut` holds (diffusers' ResnetBlock2D and its 3-D variants in the video VAEs)."""
+    return [op("norm1", "group_norm", "x", groups=groups), op("act1", "silu", "norm1"),
+            op("conv1", conv, "act1", out_channels="cout", kernel=3, padding=1),
+            op("norm2", "group_norm", "conv1", groups=groups), op("act2", "silu", "norm2"),
+            op("conv2", conv, "act2", out_channels="cout", kernel=3, padding=1),
+            op("shortcut", conv, "x", out_channels="cout", kernel=1, when=shortcut),
+            op("out", "add", ["shortcut", "conv2"])]
+
+
 def vae_blocks(groups: int) -> dict:
     return {
-        "VaeResBlock": {"args": {"cout": None}, "inputs": ["x"], "outputs": ["out"], "ops": [
-            op("norm1", "group_norm", "x", groups=groups), op("act1", "silu", "norm1"),
-            op("conv1", "conv2d", "act1", out_channels="cout", kernel=3, padding=1),
-            op("norm2", "group_norm", "conv1", groups=groups), op("act2", "silu", "norm2"),
-            op("conv2", "conv2d", "act2", out_channels="cout", kernel=3, padding=1),
-            op("shortcut", "conv2d", "x", out_channels="cout", kernel=1, when="dim(x, 1) != cout"),
-            op("out", "add", ["shortcut", "conv2"])]},
+        "VaeResBlock": {"args": {"cout": None}, "inputs": ["x"], "outputs": ["out"], "ops": vae_res_ops(groups)},
         # mid-block attention: one head over all pixels (attention_head_dim = the width), q/k/v/out with bias
         "VaeAttention": {"inputs": ["x"], "outputs": ["out"], "ops": [
             op("norm", "group_norm", "x", groups=groups),

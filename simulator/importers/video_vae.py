@@ -4,7 +4,7 @@ WanResample. Only the decoder runs in text-to-video (the encoder is never called
 from __future__ import annotations
 
 from ..importer import Config, Part, block, network, op, parameter
-from .unet import groups_of
+from .unet import groups_of, vae_res_ops
 
 # AutoencoderKLWan.__init__ (diffusers 0.42 autoencoder_kl_wan.py): tile_sample_min_height/width 256,
 # tile_sample_stride_height/width 192 for enable_tiling; not config fields
@@ -512,13 +512,8 @@ HUNYUAN_TILING = {"tile": 256, "stride": 192}
 def hunyuan_vae_blocks(groups: int, layers: int) -> dict:
     """The blocks of models/hunyuanvideo.yaml's decoder (the reasons for each are in that file's comments)."""
     return {
-        "ResBlock": {"args": {"cout": None, "shortcut": 0}, "inputs": ["x"], "outputs": ["out"], "ops": [
-            op("norm1", "group_norm", "x", groups=groups), op("act1", "silu", "norm1"),
-            op("conv1", "conv3d", "act1", out_channels="cout", kernel=3, padding=1),
-            op("norm2", "group_norm", "conv1", groups=groups), op("act2", "silu", "norm2"),
-            op("conv2", "conv3d", "act2", out_channels="cout", kernel=3, padding=1),
-            op("shortcut", "conv3d", "x", out_channels="cout", kernel=1, when="shortcut"),
-            op("out", "add", ["shortcut", "conv2"])]},
+        "ResBlock": {"args": {"cout": None, "shortcut": 0}, "inputs": ["x"], "outputs": ["out"],
+                     "ops": vae_res_ops(groups, "conv3d", "shortcut")},
         "VaeAttention": {"inputs": ["x"], "outputs": ["out"], "ops": [   # one head over the tile's pixels
             op("norm", "group_norm", "x", groups=groups),
             op("flat", "reshape", "norm", shape=["d0", "d1", "d2 * d3 * d4"]),
