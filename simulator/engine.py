@@ -334,7 +334,14 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
         # the kernel class's achievable fraction, at the clock the part sustains under load
         eff = np.take(np.stack([cols[f"eff:{c}"] for c in table.effs], axis=1), table.eff, axis=1)
         rate = rate * eff * cols["clock_ratio"][:, None]
-    compute = work(table, cols, terms, features) / rate
+    flops = work(table, cols, terms, features)
+    compute = flops / rate
+    staging = cols.get("conv_staging_s")
+    if terms.achievable and staging is not None and (staging > 0).any():
+        # convolutions also pay their operand staging, issued by the same SM as the tensor instructions
+        conv = np.flatnonzero(np.isin(table.eff, [i for i, c in enumerate(table.effs) if c.startswith("conv:")]))
+        if len(conv):
+            compute[:, conv] += np.take(flops, conv, axis=1) * (staging / cols["clock_ratio"])[:, None]
     if terms.attention:
         compute = softmax_exponentials(compute, table, cols, peak)
     bandwidth = cols["bandwidth"]

@@ -21,6 +21,7 @@ READERS = {
     "per_core.matrix.*": "peak of the matrix unit: cores x clock.peak_hz x FLOP per clock per core",
     "per_core.vector.*": "peak of the vector unit: cores x clock.peak_hz x FLOP per clock per core",
     "per_core.special_function": "attention (fused attention's softmax exponentials, cores x clock x per core)",
+    "per_core.conv_staging": "achievable (convolutions' operand staging on the SM, cores x clock x per core)",
     "cores": "peak (x clock x per-core rate) and wave quantisation",
     "clock.peak_hz": "peak (x cores x per-core rate)",
     "clock_hz": "peak (x cores x per-core rate)",
@@ -119,6 +120,8 @@ def used(spec, peaks, effs) -> set:
             pj = energy_field(fields, spec.dtype_substitutes, unit_of_rate, d)
             if pj and "power.static_w" in fields:
                 out.add(pj)
+    if any(k.startswith("conv:") for k in effs):  # read once a value is given, as the optional terms above
+        out.add("per_core.conv_staging")
     for klass in effs:
         out |= {next(p for p in efficiency_fields(klass) if p is None or p in fields)} - {None}
         out.add(next(p for p in memory_efficiency_fields(klass) if p in fields))

@@ -111,6 +111,7 @@ def settable_paths(raw: dict) -> set:
               if not f.is_required() and "dict" not in str(f.annotation)}
     paths.add("clock.sustained_hz")
     paths.add("per_core.special_function")
+    paths.add("per_core.conv_staging")
     if isinstance(raw.get("interconnect"), dict):
         paths |= {"interconnect.efficiency", "interconnect.all_reduce_efficiency"}
     # the share of softmax exponentials each fused-attention back-end of the device hides (absent: 0)
@@ -324,6 +325,10 @@ def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = N
     # the special-function units' exponentials per second (0: the file gives none, and no term reads them)
     cols["exp_rate"] = np.broadcast_to(np.asarray(fields.get("per_core.special_function", 0.0), dtype=np.float64)
                                        * cols["cores"] * cols["peak_clock"], (n,))
+    # seconds per implicit-GEMM convolution FLOP of operand staging at the peak clock (0: the file gives none)
+    staging = np.asarray(fields.get("per_core.conv_staging", np.inf), dtype=np.float64) * cols["cores"] \
+        * cols["peak_clock"]
+    cols["conv_staging_s"] = np.broadcast_to(1.0 / staging, (n,))
     # a varied peak clock above the file's sustained one does not lift the sustained clock (it is power-bound)
     cols["clock_ratio"] = np.minimum(cols["sustained_clock"] / cols["peak_clock"], 1.0)
     # SRAM, L2 and power: the design point's values beside the file's own (the terms act relative to them)

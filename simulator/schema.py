@@ -187,6 +187,10 @@ class PerCore(Strict):
     # exponentials per clock per core of the special-function units (NVIDIA's MUFU.EX2), which fused attention's
     # online softmax runs once per score between its two matrix products (engine.evaluate)
     special_function: PositiveNumber | None = None
+    # implicit-GEMM convolution FLOPs per clock per core that the SM's own operand staging sustains (mapping each
+    # GEMM row to (n, p, q) and each K tile to a filter tap, with a bounds mask per load) where no copy engine
+    # does it; engine.evaluate adds its time to the tensor cores' (both use the SM's issue slots). Absent: none
+    conv_staging: PositiveNumber | None = None
 
     @field_validator("matrix", "vector")
     @classmethod

@@ -167,3 +167,38 @@ def test_fusion_never_slows_the_suite():
         overrides = {"output_tokens": 8} if model == "llama2-7b" else {}
         eager, fused = run(model, "h100", overrides), run(model, "h100", overrides, fusion="elementwise")
         assert fused.time_s <= eager.time_s and fused.bytes <= eager.bytes
+
+
+def test_conv_staging_adds_its_time_to_the_tensor_time_of_convolutions_only(sd15):
+    """On Ampere (no TMA im2col) a convolution pays its operand staging on top of its MMAs: compute time =
+    work x (1 / (peak x fraction) + 1 / (cores x clock x staging)), both at the sustained clock. GEMMs do not."""
+    model, table = sd15
+    spec = load_hardware("a100").spec
+    assert spec.per_core.conv_staging and spec.efficiency.conv is None  # convs: GEMM fraction + staging
+    cols = hardware_columns(table, [spec])
+    without = dict(cols, conv_staging_s=np.zeros(1))
+    with_ = evaluate(table, cols, FULL)["compute"][0]
+    bare = evaluate(table, without, FULL)["compute"][0]
+    conv = np.isin(table.eff, [i for i, c in enumerate(table.effs) if c.startswith("conv:")])
+    assert conv.any() and np.array_equal(with_[~conv], bare[~conv])
+    from simulator.engine import work
+    per_flop = 1.0 / (spec.per_core.conv_staging * spec.cores * spec.peak_clock_hz)
+    staged = work(table, cols, FULL)[0][conv]  # the tile-quantised work: padded tiles are staged too
+    assert np.all(staged >= table.flops[conv])
+    assert with_[conv] - bare[conv] == pytest.approx(staged * per_flop / cols["clock_ratio"][0], rel=1e-9)
+    # a Hopper file leaves the term out (TMA's im2col mode stages convolution operands in hardware)
+    assert load_hardware("h100").spec.per_core.conv_staging is None
+
+
+def test_conv_staging_caps_what_more_tensor_throughput_per_sm_buys_a_convolution():
+    """Doubling the tensor rate per SM halves a GEMM-bound conv's MMA time but not its staging time."""
+    op = "down1_0/res/conv1"
+    base = op_time(run("sd15", "a100"), op)["time_s"]
+    more = op_time(run("sd15", "a100", hw_overrides={"compute.fp16": 2 * 312e12}), op)["time_s"]
+    spec = load_hardware("a100").spec
+    frac = spec.efficiency.matrix_by_dtype.get("fp16", spec.efficiency.matrix) \
+        if spec.efficiency.matrix_by_dtype else spec.efficiency.matrix
+    tensor = 1 / (312e12 * frac)
+    staging = 1 / (spec.per_core.conv_staging * spec.cores * spec.peak_clock_hz)
+    expect = (tensor / 2 + staging) / (tensor + staging)
+    assert more / base == pytest.approx(expect, rel=0.05)

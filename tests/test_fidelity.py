@@ -96,9 +96,9 @@ def test_fit_public_holds_each_source_out(tmp_path):
   - {id: a, model: sd15, hardware: a100, stack: eager, set: {steps: 2}, metric: total_s, value: 0.3, source: s1}
   - {id: b, model: sd15, hardware: a100, stack: tensorrt, set: {steps: 2}, metric: total_s, value: 0.1, source: s2}
 """)
-    result = fidelity.fit_public(cases, {"efficiency.conv": np.array([0.3, 0.8]),
+    result = fidelity.fit_public(cases, {"per_core.conv_staging": np.array([300.0, 3000.0]),
                                          "stack:eager.host.op_s": np.array([1e-5, 5e-5])})
-    assert set(result["parameters"]) == {"efficiency.conv", "stack:eager.host.op_s"}
+    assert set(result["parameters"]) == {"per_core.conv_staging", "stack:eager.host.op_s"}
     assert set(result["held_out_error_pct"]) == {"a", "b"}
     code, out, err = run_cli("fit", "--public", cases, "--points", "2")
     assert code == 0 and "held out" in out, err
