@@ -153,6 +153,27 @@ def test_eager_runs_rms_norm_as_pytorchs_fp32_chain_compiled_stacks_do_not():
     assert len(rows) == 1 and table.bytes[rows[0]] < 4.01 * np.prod(op.result.outputs[0])
 
 
+def test_serving_unfused_runs_rope_as_nine_kernels_in_a_graph_and_serving_as_one():
+    """LlamaGen's vLLM port applies its rotary embedding with PyTorch ops (apply_rotary_emb_bs): nine kernels
+    moving 2 + 4 (upcast), 4 x (2 + 2) (products), 2 x (4 + 2) (difference, sum), 4 + 4 (stack), 4 + 2 (downcast)
+    = 48 bytes per bf16 element, replayed from a CUDA graph (no host time); vLLM's own rotary kernel is one."""
+    model = load_model("llamagen-b", {"batch": 8, "dtype": "bf16", "static_cache": False})
+    rows = {}
+    for stack_id in ("serving", "serving-unfused"):
+        table = lower(model, load_stack(stack_id), load_hardware("a100").spec)
+        si, op = next((i, o) for i, (_, o) in enumerate(table.ops) if o.kind == "rope")
+        rows[stack_id] = (op, np.flatnonzero(table.op == si), table)
+    assert len(rows["serving"][1]) == 1
+    op, r, table = rows["serving-unfused"]
+    assert len(r) == 9 and table.launch == "graph" and not table.host[r].any()
+    assert table.bytes[r].sum() == pytest.approx(48 * np.prod(op.result.outputs[0]))
+    # the public LlamaGen vLLM cases run on it
+    from simulator.fidelity import load_public, case_stack
+    from simulator.library import public_cases
+    ids = [c["id"] for c in load_public(public_cases()) if case_stack(c) == "serving-unfused"]
+    assert len(ids) == 5 and all(i.startswith("llamagen-") and i.endswith("-vllm") for i in ids)
+
+
 def test_a_decomposition_of_an_unknown_op_or_dtype_is_a_one_line_error(tmp_path):
     for bad_text, field in (("  rms_nrm:", "rms_nrm"), ("{read: [op], write: fp33}", "fp33")):
         bad = tmp_path / "s.yaml"
