@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .hardware import columns
+from .hardware import columns, is_conv_class
 from .ops import UNITS
 
 BOUNDS = ("compute", "memory", "overhead", "comm")  # comm: a collective between devices (multi-device plans)
@@ -339,7 +339,7 @@ def evaluate(table: KernelTable, cols: dict, terms: Terms = FULL, bound: bool = 
     staging = cols.get("conv_staging_s")
     if terms.achievable and staging is not None and (staging > 0).any():
         # convolutions also pay their operand staging, issued by the same SM as the tensor instructions
-        conv = np.flatnonzero(np.isin(table.eff, [i for i, c in enumerate(table.effs) if c.startswith("conv:")]))
+        conv = np.flatnonzero(np.isin(table.eff, [i for i, c in enumerate(table.effs) if is_conv_class(c)]))
         if len(conv):
             compute[:, conv] += np.take(flops, conv, axis=1) * (staging / cols["clock_ratio"])[:, None]
     if terms.attention:

@@ -60,8 +60,14 @@ def fit_parameters(spec, rows: list) -> list:
                 out.append((f"efficiency.attention_backends.{b}" if listed or b != "flash"
                             else "efficiency.attention", lo, hi))
             continue
-        if path == "efficiency.conv" and not kinds & {"conv1d", "conv2d", "conv3d"}:
-            continue
+        if path == "efficiency.conv":
+            if not kinds & {"conv1d", "conv2d", "conv3d"}:
+                continue
+            if spec.per_core is not None and spec.per_core.conv_staging:
+                # Ampere and Ada files cost convolutions as the GEMM fraction plus the SM's operand staging: the
+                # staging rate is their convolution parameter (the prior of PUBLIC_PARAMETERS)
+                out.append(("per_core.conv_staging", *PUBLIC_PARAMETERS["per_core.conv_staging"]))
+                continue
         if path == "efficiency.attention_k_overhead" and "attention" not in kinds:
             continue
         if path == "efficiency.reduction_memory" and not kinds & {"layer_norm", "rms_norm", "group_norm", "softmax"}:
@@ -189,23 +195,25 @@ def fitted_yaml(result: dict, source: str, created: str) -> str:
              f"# Source: {source}: {result['train_rows']} training rows (every fifth case, by hash, is held out for",
              "# `validate`). Mean squared log error on the training rows: "
              f"{result['loss_before']:.4f} with the datasheet/published fractions, {result['loss_after']:.4f} fitted.",
-             f"inherit: {result['hardware']}", "efficiency:"]
+             f"inherit: {result['hardware']}"]
     nested: dict = {}
     for path, value in result["parameters"].items():
-        keys = path.split(".")[1:]
+        keys = path.split(".")
         node = nested
         for k in keys[:-1]:
             node = node.setdefault(k, {})
         node[keys[-1]] = value
     bound = set(result.get("at_bound", ()))
-    for key, value in nested.items():
-        if isinstance(value, dict):
-            ends = [k for k in value if f"efficiency.{key}.{k}" in bound]
-            flag = f"  # at the bound of its prior range: {', '.join(ends)}" if ends else ""
-            lines.append(f"  {key}: {{{', '.join(f'{k}: {v:.6g}' for k, v in value.items())}}}{flag}")
-        else:
-            flag = "  # at the bound of its prior range" if f"efficiency.{key}" in bound else ""
-            lines.append(f"  {key}: {value:.6g}{flag}")
+    for section, body in nested.items():  # efficiency, and per_core where a staging rate was fitted
+        lines.append(f"{section}:")
+        for key, value in body.items():
+            if isinstance(value, dict):
+                ends = [k for k in value if f"{section}.{key}.{k}" in bound]
+                flag = f"  # at the bound of its prior range: {', '.join(ends)}" if ends else ""
+                lines.append(f"  {key}: {{{', '.join(f'{k}: {v:.6g}' for k, v in value.items())}}}{flag}")
+            else:
+                flag = "  # at the bound of its prior range" if f"{section}.{key}" in bound else ""
+                lines.append(f"  {key}: {value:.6g}{flag}")
     return "\n".join(lines) + "\n"
 
 
@@ -377,7 +385,11 @@ def public_table(found: list) -> str:
     a = summary["all"]
     lines.append(f"\n{a['cases']} cases: median absolute error {a['median_abs_pct']:.0f} %, 90th percentile "
                  f"{a['p90_abs_pct']:.0f} % (time error: positive = predicted slower than measured)")
-    lines += [f"excluded {f['id']}: {f['excluded']}" for f in found if f["excluded"]]
+    reasons: dict = {}  # cases excluded for one shared reason are listed together
+    for f in found:
+        if f["excluded"]:
+            reasons.setdefault(f["excluded"], []).append(f["id"])
+    lines += [f"excluded {', '.join(ids)}: {why}" for why, ids in reasons.items()]
     lines += [f"warning: {f['id']} is faster than the bare roofline of its settings (every kernel at the "
               f"datasheet's peak rates): check them against its source" + (" (excluded)" if f["excluded"] else "")
               for f in found if f.get("below_roofline")]
@@ -429,8 +441,9 @@ def validate_public(path: str | Path, hw_overrides: dict | None = None) -> list:
 # Named physical quantities fitted on end-to-end cases, with the prior range their sources allow. Nothing else
 # is fitted on whole pipelines: no multiplier on time, no per-model, per-case or per-stack factor.
 PUBLIC_PARAMETERS = {
-    # achievable fraction of the matrix peak for cuDNN implicit-GEMM convolutions on NVIDIA GPUs; no published
-    # kernel rows exist in measurements/kernels; prior: a quarter of peak up to the GEMM fraction
+    # achievable fraction of the matrix peak for cuDNN implicit-GEMM convolutions on Hopper and Blackwell (the
+    # files that set it); no published kernel rows exist in measurements/kernels; prior: a quarter of peak up to
+    # the GEMM fraction
     "efficiency.conv": (0.25, 0.85),
     # FLOPs of implicit-GEMM convolution per SM per clock whose operand staging (filter-tap offsets, bounds masks)
     # the SM itself issues, on the NVIDIA parts without TMA's im2col mode (Ampere, Ada): their files set it and

@@ -12,7 +12,7 @@ from fnmatch import fnmatchcase
 from functools import lru_cache
 
 from .hardware import (COLUMN_FIELDS, attention_backends, attention_class_backend, efficiency_fields, energy_field,
-                       field_paths, memory_efficiency_fields, rate_field)
+                       field_paths, is_conv_class, memory_efficiency_fields, rate_field)
 
 # field pattern -> the cost term that reads it (fnmatch patterns: `*` is one dtype or name)
 READERS = {
@@ -120,10 +120,13 @@ def used(spec, peaks, effs) -> set:
             pj = energy_field(fields, spec.dtype_substitutes, unit_of_rate, d)
             if pj and "power.static_w" in fields:
                 out.add(pj)
-    if any(k.startswith("conv:") for k in effs):  # read once a value is given, as the optional terms above
+    if any(is_conv_class(k) for k in effs):  # read once a value is given, as the optional terms above
         out.add("per_core.conv_staging")
     for klass in effs:
-        out |= {next(p for p in efficiency_fields(klass) if p is None or p in fields)} - {None}
+        # the class's fields up to the first the file gives: one set or varied before it takes its place
+        chain = efficiency_fields(klass)
+        first = next((i for i, p in enumerate(chain) if p is None or p in fields), len(chain) - 1)
+        out |= set(chain[:first + 1]) - {None}
         out.add(next(p for p in memory_efficiency_fields(klass) if p in fields))
     if "on_chip.l2_bandwidth" in fields:
         out |= {"on_chip.l2_bytes", "on_chip.l2_bandwidth", "power.l2_pj_per_byte"}
@@ -146,6 +149,10 @@ def ignored(spec, peaks, effs, paths, option: str) -> list[str]:
                        f"multi-device (scale-out) plans only")
         elif path in reads:
             continue
+        elif path == "per_core.conv_staging":
+            out.append(f"{option} {path} does not change any time: this model has no convolution")
+        elif path == "per_core.special_function":
+            out.append(f"{option} {path} does not change any time: this model runs no fused attention")
         elif path.startswith(("compute.", "vector.", "per_core.", "power.matrix_pj", "power.vector_pj")):
             out.append(f"{option} {path} does not change any time: the model computes in {dtypes} "
                        f"(vary that rate, or --set dtype=...)")

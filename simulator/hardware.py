@@ -282,6 +282,11 @@ def attention_class_backend(klass: str) -> str | None:
     return klass.split(":", 1)[1] if klass.startswith("attention:") else None
 
 
+def is_conv_class(klass: str) -> bool:
+    """Whether an efficiency class is a convolution's (`conv:<dtype>`): these also pay per_core.conv_staging."""
+    return klass.startswith("conv:")
+
+
 def efficiency_fields(klass: str) -> tuple:
     """The hardware fields giving an efficiency class's achievable fraction, first present wins."""
     backend = attention_class_backend(klass)

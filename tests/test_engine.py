@@ -9,7 +9,7 @@ from simulator import run
 from simulator.engine import FULL, ROOFLINE, Terms, evaluate, hardware_columns
 from simulator.mapping import lower
 from simulator.stacks import load_stack
-from simulator.hardware import load_hardware
+from simulator.hardware import is_conv_class, load_hardware
 from simulator.simulate import load_model
 
 CHIP = str(DATA / "chip.yaml")
@@ -179,7 +179,7 @@ def test_conv_staging_adds_its_time_to_the_tensor_time_of_convolutions_only(sd15
     without = dict(cols, conv_staging_s=np.zeros(1))
     with_ = evaluate(table, cols, FULL)["compute"][0]
     bare = evaluate(table, without, FULL)["compute"][0]
-    conv = np.isin(table.eff, [i for i, c in enumerate(table.effs) if c.startswith("conv:")])
+    conv = np.isin(table.eff, [i for i, c in enumerate(table.effs) if is_conv_class(c)])
     assert conv.any() and np.array_equal(with_[~conv], bare[~conv])
     from simulator.engine import work
     per_flop = 1.0 / (spec.per_core.conv_staging * spec.cores * spec.peak_clock_hz)
@@ -196,8 +196,9 @@ def test_conv_staging_caps_what_more_tensor_throughput_per_sm_buys_a_convolution
     base = op_time(run("sd15", "a100"), op)["time_s"]
     more = op_time(run("sd15", "a100", hw_overrides={"compute.fp16": 2 * 312e12}), op)["time_s"]
     spec = load_hardware("a100").spec
-    frac = spec.efficiency.matrix_by_dtype.get("fp16", spec.efficiency.matrix) \
-        if spec.efficiency.matrix_by_dtype else spec.efficiency.matrix
+    from simulator.hardware import columns_from
+    frac = columns_from(spec, [("matrix", "fp16")], effs=["conv:fp16"])["eff:conv:fp16"][0]  # the GEMM fraction
+    assert frac == spec.efficiency.matrix
     tensor = 1 / (312e12 * frac)
     staging = 1 / (spec.per_core.conv_staging * spec.cores * spec.peak_clock_hz)
     expect = (tensor / 2 + staging) / (tensor + staging)

@@ -174,3 +174,42 @@ def test_a_case_that_does_not_fit_its_device_is_warned_about(tmp_path):
     assert [f["fits"] for f in found] == [False, True]
     text = fidelity.public_table(found)
     assert "warning: too-big does not fit in its device's memory" in text and "warning: fits " not in text
+
+
+def test_kernel_fit_on_an_ampere_device_fits_its_conv_staging_and_writes_it(tmp_path):
+    """On Ampere the convolution parameter is the SM's operand-staging rate (its file has no conv fraction): a fit
+    on conv rows recovers it, and the fitted file carries it under per_core, loadable with the rest inherited."""
+    spec = load_hardware("a100").spec
+    rows = [r for r in measurements.plan("cuda", quick=False) if r["kind"] in ("conv2d", "linear")]
+    assert any(r["kind"] == "conv2d" for r in rows)
+    truth = {"per_core.conv_staging": 600.0}
+    cases = fidelity.cases_table(rows, spec)
+    true = fidelity.predict(cases, spec, FULL, {k: np.array([v]) for k, v in truth.items()})[0]
+    for row, t in zip(rows, true):
+        row["time_s"] = float(t)
+    paths = [p for p, _, _ in fidelity.fit_parameters(spec, rows)]
+    assert "per_core.conv_staging" in paths and "efficiency.conv" not in paths
+    result = fidelity.fit(rows, "a100")
+    assert result["parameters"]["per_core.conv_staging"] == pytest.approx(600, rel=0.1)
+    fitted = tmp_path / "a100-fit.yaml"
+    fitted.write_text(fidelity.fitted_yaml(result, "synthetic", "today"))
+    got = load_hardware(str(fitted)).spec
+    assert got.per_core.conv_staging == pytest.approx(result["parameters"]["per_core.conv_staging"], rel=1e-5)
+    assert got.per_core.matrix == spec.per_core.matrix and got.efficiency.conv is None
+
+
+def test_fit_public_applies_a_hardware_parameter_only_where_the_device_file_sets_it(tmp_path):
+    """The Ampere staging rate reaches the A100 case and not the H100's (whose file has none), the Hopper
+    convolution fraction the H100 case and not the A100's (whose file has none)."""
+    cases = tmp_path / "c.yaml"
+    cases.write_text("""cases:
+  - {id: a, model: sd15, hardware: a100, stack: tensorrt, set: {steps: 2}, metric: total_s, value: 0.1, source: s1}
+  - {id: h, model: sd15, hardware: h100, stack: tensorrt, set: {steps: 2}, metric: total_s, value: 0.1, source: s2}
+""")
+    loaded = fidelity.load_public(cases)
+    logerr, points, names = fidelity.public_grid(loaded, {"per_core.conv_staging": np.array([300.0, 3000.0]),
+                                                          "efficiency.conv": np.array([0.3, 0.8])})
+    by = {p: row for p, row in zip(points, logerr)}
+    # along the staging axis only the A100 moves; along the conv-fraction axis only the H100
+    assert by[(300.0, 0.3)][0] != by[(3000.0, 0.3)][0] and by[(300.0, 0.3)][1] == by[(3000.0, 0.3)][1]
+    assert by[(300.0, 0.3)][1] != by[(300.0, 0.8)][1] and by[(300.0, 0.3)][0] == by[(300.0, 0.8)][0]
