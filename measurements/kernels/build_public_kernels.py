@@ -261,6 +261,19 @@ for impl, cell, vals in (("XLA jnp.matmul", "'XLA matmul' cell", ((1024, 0.00011
             repeats=100)
 
 
+# ------------------------------------------------------------------------------------------------ TPU v6e GEMMs
+SID = "tpu-v6e-gemm-benchmark"
+SRC = ("github.com/yangwhale/gpu-tpu-pedia tpu/v7_perf/chay_gemm_benchmark_simple/ (JAX, jnp.matmul under jax.jit, "
+       "bf16 x bf16, one TPU v6e chip); README.md (commit cf60275f) describes both timing modes")
+# 'trace' mode: the device time of the matmul from the JAX profiler trace (device_duration_ps), no host dispatch
+add("linear", [[8192, 8192]], {"out_features": 8192, "bias": False}, "bf16", 1510.94375e-6, "tpu-v6e", SID,
+    f"{SRC}; results_trace_test.csv (commit 6744feed), timing_mode trace, m=n=k=8192: time_us 1510.94375 -> "
+    "1.51094375e-3 s (727.7 TFLOP/s, 79.3 % of 918)", device="Google TPU v6e (Trillium)", date="2026-02-11")
+# The same repository's default-mode rows (results_v6e.csv) are left out: they time perf_counter around each call
+# and block_until_ready, which adds 130-150 us of host dispatch per call (the smallest GEMMs all take that long),
+# and the kernel model has no per-call host term.
+
+
 # cuDNN SDPA training benchmark, fp8 forward rows of the same H200 file (q/k/v/o e4m3)
 SID = "cudnn-fe-sdpa-train"
 SRC = ("github.com/NVIDIA/cudnn-frontend benchmark/sdpa_benchmark_training/results/h200_919_only_cudnn/"
