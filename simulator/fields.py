@@ -11,7 +11,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from functools import lru_cache
 
-from .hardware import (COLUMN_FIELDS, attention_backends, attention_class_backend, efficiency_fields, energy_field,
+from .hardware import (COLUMN_FIELDS, attention_backends, attention_class_backend, efficiency_chain, energy_field,
                        field_paths, is_conv_class, memory_efficiency_fields, rate_field)
 
 # field pattern -> the cost term that reads it (fnmatch patterns: `*` is one dtype or name)
@@ -123,10 +123,7 @@ def used(spec, peaks, effs) -> set:
     if any(is_conv_class(k) for k in effs):  # read once a value is given, as the optional terms above
         out.add("per_core.conv_staging")
     for klass in effs:
-        # the class's fields up to the first the file gives: one set or varied before it takes its place
-        chain = efficiency_fields(klass)
-        first = next((i for i, p in enumerate(chain) if p is None or p in fields), len(chain) - 1)
-        out |= set(chain[:first + 1]) - {None}
+        out |= set(efficiency_chain(klass, fields)) - {None}
         out.add(next(p for p in memory_efficiency_fields(klass) if p in fields))
     if "on_chip.l2_bandwidth" in fields:
         out |= {"on_chip.l2_bytes", "on_chip.l2_bandwidth", "power.l2_pj_per_byte"}

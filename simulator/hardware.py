@@ -303,6 +303,13 @@ def efficiency_fields(klass: str) -> tuple:
             "none": (None,)}[klass]
 
 
+def efficiency_chain(klass: str, fields) -> tuple:
+    """`efficiency_fields(klass)` up to the first that `fields` gives (or None): the last is the one read; a value
+    set or varied for one before it would take its place."""
+    chain = efficiency_fields(klass)
+    return chain[:next(i for i, p in enumerate(chain) if p is None or p in fields) + 1]
+
+
 def memory_efficiency_fields(klass: str) -> tuple:
     """The hardware fields giving a class's achievable fraction of DRAM bandwidth, first present wins."""
     if klass == "reduction":
@@ -354,7 +361,7 @@ def columns_from(spec: HardwareSpec, peaks: list[tuple], varied: dict | None = N
         if backend is not None:  # the share of its softmax exponentials a fused-attention back-end hides
             hide = fields.get(f"efficiency.softmax_overlap.{backend}", 0.0)
             cols[f"hide:{klass}"] = np.broadcast_to(np.asarray(hide, dtype=np.float64), (n,))
-        path = next(p for p in efficiency_fields(klass) if p is None or p in fields)
+        path = efficiency_chain(klass, fields)[-1]
         cols[f"eff:{klass}"] = np.broadcast_to(np.asarray(1.0 if path is None else fields[path], dtype=np.float64),
                                                (n,))
         path = next(p for p in memory_efficiency_fields(klass) if p in fields)
